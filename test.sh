@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up .venv if needed (tools/install.sh), then run the checks and the test suite:
-#   shellcheck on every shell script, ruff on the Python, pytest.
+#   lint (shellcheck on every shell script, ruff on the Python), then pytest.
 #
 #   ./test.sh                   # default suite (fast; slow tests deselected)
 #   ./test.sh -m slow           # only the slow ones
