@@ -1,0 +1,115 @@
+"""Building blocks shared by the transformer and conformer encoders."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from espnet_cls.models.utils import make_pad_mask
+
+
+class PositionalEncoding(nn.Module):
+    """Absolute sinusoidal positional encoding: ``dropout(x * sqrt(d) + pe)`` (ESPnet's)."""
+
+    def __init__(self, d_model: int, dropout_rate: float, max_len: int = 5000) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.xscale = math.sqrt(d_model)
+        self.dropout = nn.Dropout(dropout_rate)
+        self.register_buffer("pe", self._make(max_len), persistent=False)
+
+    def _make(self, n: int) -> torch.Tensor:
+        pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+        div = torch.exp(torch.arange(0, self.d_model, 2, dtype=torch.float32) * -(math.log(10000.0) / self.d_model))
+        pe = torch.zeros(n, self.d_model)
+        pe[:, 0::2] = torch.sin(pos * div)
+        pe[:, 1::2] = torch.cos(pos * div[: self.d_model // 2])
+        return pe
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, T, d] -> [B, T, d]."""
+        if x.size(1) > self.pe.size(0):
+            self.pe = self._make(x.size(1)).to(self.pe.device)
+        return self.dropout(x * self.xscale + self.pe[: x.size(1)].to(x.dtype))
+
+
+class Conv2dSubsampling(nn.Module):
+    """Two 3×3 stride-2 convolutions (4× in time), then Linear to ``odim`` (ESPnet's ``conv2d``).
+
+    Output frame i of a clip only reads input frames 4i .. 4i+6, so its valid frames
+    (``((L - 1) // 2 - 1) // 2``) never read padding. Inputs shorter than 7 frames are
+    zero-padded to 7 and their output length is clamped to 1.
+    """
+
+    def __init__(self, idim: int, odim: int) -> None:
+        super().__init__()
+        if idim < 7:
+            raise ValueError(f"conv2d subsampling needs input_size >= 7 (got {idim}); use input_layer: linear")
+        self.conv1 = nn.Conv2d(1, odim, 3, 2)
+        self.conv2 = nn.Conv2d(odim, odim, 3, 2)
+        self.out = nn.Linear(odim * (((idim - 1) // 2 - 1) // 2), odim)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.size(1) < 7:
+            x = F.pad(x, (0, 0, 0, 7 - x.size(1)))
+        h = F.relu(self.conv2(F.relu(self.conv1(x.unsqueeze(1)))))  # [B, C, T', D']
+        b, c, t, d = h.shape
+        h = self.out(h.transpose(1, 2).reshape(b, t, c * d))
+        lens = torch.div(torch.div(lengths - 1, 2, rounding_mode="floor") - 1, 2, rounding_mode="floor").clamp(min=1)
+        return h, lens
+
+
+class LinearInput(nn.Module):
+    """Linear + LayerNorm + ReLU input layer without subsampling (``input_layer: linear``)."""
+
+    def __init__(self, idim: int, odim: int, dropout_rate: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(idim, odim), nn.LayerNorm(odim), nn.Dropout(dropout_rate), nn.ReLU())
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(x), lengths.clamp(min=1)
+
+
+def make_input_layer(kind: str, idim: int, odim: int, dropout_rate: float) -> nn.Module:
+    """``conv2d`` (4× subsampling) or ``linear``."""
+    if kind == "conv2d":
+        return Conv2dSubsampling(idim, odim)
+    if kind == "linear":
+        return LinearInput(idim, odim, dropout_rate)
+    raise ValueError(f"encoder_conf.input_layer must be conv2d or linear, got {kind!r}")
+
+
+class FeedForward(nn.Module):
+    """Linear -> activation -> dropout -> Linear."""
+
+    def __init__(self, d: int, units: int, dropout_rate: float, activation: str = "relu") -> None:
+        super().__init__()
+        self.w1 = nn.Linear(d, units)
+        self.w2 = nn.Linear(units, d)
+        self.dropout = nn.Dropout(dropout_rate)
+        self.act = nn.SiLU() if activation == "swish" else nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(self.dropout(self.act(self.w1(x))))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a key padding mask."""
+
+    def __init__(self, d: int, heads: int, dropout_rate: float) -> None:
+        super().__init__()
+        if d % heads != 0:
+            raise ValueError(f"encoder_conf: output_size {d} is not divisible by attention_heads {heads}")
+        self.attn = nn.MultiheadAttention(d, heads, dropout=dropout_rate, batch_first=True)
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        """x [B, T, d]; pad_mask [B, T] True at padding."""
+        return self.attn(x, x, x, key_padding_mask=pad_mask, need_weights=False)[0]
+
+
+def pad_mask_for(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """[B, T] bool, True at padded frames of x [B, T, ...]."""
+    return make_pad_mask(lengths, x.size(1))

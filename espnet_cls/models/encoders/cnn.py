@@ -1,0 +1,98 @@
+"""A small PANN-style CNN encoder (``encoder: cnn``).
+
+Blocks of ``convs_per_block`` × (3×3 conv, BatchNorm, ReLU) followed by 2×2 average pooling
+over (time, frequency); then the mean over the remaining frequency bins gives one vector per
+(4×, 8×, … subsampled) frame. Padded frames are zeroed before every convolution, so a clip's
+outputs do not depend on the padding of its batch (in eval mode, where BatchNorm uses its
+running statistics).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from espnet_cls.models.encoders import AbsEncoder, register_encoder
+from espnet_cls.models.utils import make_pad_mask
+
+
+class _ConvBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, n_convs: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for k in range(n_convs):
+            self.convs.append(nn.Conv2d(cin if k == 0 else cout, cout, kernel_size=3, padding=1, bias=False))
+            self.norms.append(nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x [B, C, T, F]; mask [B, 1, T, 1] float, 1 on valid frames."""
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.relu(norm(conv(x * mask)))
+        return x
+
+
+@register_encoder("cnn")
+class CNNEncoder(AbsEncoder):
+    """PANN-style CNN.
+
+    Args:
+        input_size: feature bins (e.g. n_mels); must be >= 2**len(channels).
+        channels: output channels of each block (each block halves time and frequency).
+        convs_per_block: 3×3 convolutions per block (PANN: 2).
+        dropout: dropout after each block (training only).
+        output_size: if set, a final Linear(channels[-1], output_size) + ReLU; else the
+            output dimension is channels[-1].
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        channels: Sequence[int] = (32, 64, 128, 256),
+        convs_per_block: int = 2,
+        dropout: float = 0.1,
+        output_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        channels = [int(c) for c in channels]
+        if not channels:
+            raise ValueError("encoder_conf.channels: need at least one block")
+        if input_size < 2 ** len(channels):
+            raise ValueError(
+                f"cnn encoder: input_size {input_size} is too small for {len(channels)} blocks "
+                f"(needs >= {2 ** len(channels)} feature bins; use the default frontend, not raw samples)"
+            )
+        self.input_size = int(input_size)
+        self.blocks = nn.ModuleList()
+        cin = 1
+        for c in channels:
+            self.blocks.append(_ConvBlock(cin, c, int(convs_per_block)))
+            cin = c
+        self.dropout = nn.Dropout(float(dropout))
+        self.proj = nn.Linear(cin, int(output_size)) if output_size else None
+        self._output_size = int(output_size) if output_size else cin
+        self.subsampling = 2 ** len(channels)
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def forward(self, xs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """xs [B, T, D], lengths [B] -> hs [B, T // 2**n_blocks, output_size()], lengths'."""
+        if xs.size(1) < self.subsampling:  # very short input: pad so that one frame survives
+            xs = F.pad(xs, (0, 0, 0, self.subsampling - xs.size(1)))
+        x = xs.unsqueeze(1)  # [B, 1, T, D]
+        lens = lengths
+        for block in self.blocks:
+            mask = (~make_pad_mask(lens, x.size(2))).to(x.dtype)[:, None, :, None]
+            x = block(x, mask)
+            x = F.avg_pool2d(x, kernel_size=2)
+            x = self.dropout(x)
+            lens = torch.div(lens, 2, rounding_mode="floor").clamp(min=1)
+        hs = x.mean(dim=3).transpose(1, 2)  # [B, T', C]
+        if self.proj is not None:
+            hs = F.relu(self.proj(hs))
+        hs = hs.masked_fill(make_pad_mask(lens, hs.size(1)).unsqueeze(-1), 0.0)
+        return hs, lens

@@ -1,0 +1,133 @@
+"""Conformer encoder (``encoder: conformer``), ESPnet's option names.
+
+Same input layer and **absolute** sinusoidal positional encoding as the transformer
+(ESPnet's default is relative positions; only ``pos_enc_layer_type: abs_pos`` is provided
+here). Each block: ½ macaron FFN, self-attention with key padding mask, convolution module
+(pointwise conv + GLU, depthwise conv over time with padded frames zeroed first, BatchNorm,
+Swish, pointwise conv), ½ FFN, LayerNorm — all pre-LN.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from espnet_cls.models.encoders import AbsEncoder, register_encoder
+from espnet_cls.models.encoders._layers import (
+    FeedForward,
+    PositionalEncoding,
+    SelfAttention,
+    make_input_layer,
+    pad_mask_for,
+)
+
+
+class ConvModule(nn.Module):
+    """Conformer convolution module; padding is zeroed before the depthwise conv."""
+
+    def __init__(self, d: int, kernel_size: int) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"encoder_conf.cnn_module_kernel must be odd, got {kernel_size}")
+        self.pw1 = nn.Conv1d(d, 2 * d, 1)
+        self.dw = nn.Conv1d(d, d, kernel_size, padding=kernel_size // 2, groups=d)
+        self.norm = nn.BatchNorm1d(d)
+        self.act = nn.SiLU()
+        self.pw2 = nn.Conv1d(d, d, 1)
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        """x [B, T, d]; pad_mask [B, T] -> [B, T, d]."""
+        h = nn.functional.glu(self.pw1(x.transpose(1, 2)), dim=1)
+        h = h.masked_fill(pad_mask.unsqueeze(1), 0.0)
+        h = self.pw2(self.act(self.norm(self.dw(h))))
+        return h.transpose(1, 2)
+
+
+class ConformerLayer(nn.Module):
+    def __init__(
+        self,
+        d: int,
+        heads: int,
+        units: int,
+        dropout_rate: float,
+        attention_dropout_rate: float,
+        macaron_style: bool,
+        use_cnn_module: bool,
+        kernel_size: int,
+    ) -> None:
+        super().__init__()
+        self.ff_macaron = FeedForward(d, units, dropout_rate, "swish") if macaron_style else None
+        self.norm_ff_macaron = nn.LayerNorm(d) if macaron_style else None
+        self.ff_scale = 0.5 if macaron_style else 1.0
+        self.norm_mha = nn.LayerNorm(d)
+        self.attn = SelfAttention(d, heads, attention_dropout_rate)
+        self.conv = ConvModule(d, kernel_size) if use_cnn_module else None
+        self.norm_conv = nn.LayerNorm(d) if use_cnn_module else None
+        self.norm_ff = nn.LayerNorm(d)
+        self.ff = FeedForward(d, units, dropout_rate, "swish")
+        self.norm_final = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(dropout_rate)
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        if self.ff_macaron is not None:
+            x = x + self.ff_scale * self.dropout(self.ff_macaron(self.norm_ff_macaron(x)))
+        x = x + self.dropout(self.attn(self.norm_mha(x), pad_mask))
+        if self.conv is not None:
+            x = x + self.dropout(self.conv(self.norm_conv(x), pad_mask))
+        x = x + self.ff_scale * self.dropout(self.ff(self.norm_ff(x)))
+        return self.norm_final(x)
+
+
+@register_encoder("conformer")
+class ConformerEncoder(AbsEncoder):
+    """Args: output_size, attention_heads, linear_units, num_blocks, dropout_rate,
+    positional_dropout_rate, attention_dropout_rate, input_layer (``conv2d`` | ``linear``),
+    macaron_style, use_cnn_module, cnn_module_kernel, pos_enc_layer_type (``abs_pos`` only)."""
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int = 256,
+        attention_heads: int = 4,
+        linear_units: int = 1024,
+        num_blocks: int = 6,
+        dropout_rate: float = 0.1,
+        positional_dropout_rate: float = 0.1,
+        attention_dropout_rate: float = 0.0,
+        input_layer: str = "conv2d",
+        macaron_style: bool = True,
+        use_cnn_module: bool = True,
+        cnn_module_kernel: int = 31,
+        pos_enc_layer_type: str = "abs_pos",
+    ) -> None:
+        super().__init__()
+        if pos_enc_layer_type != "abs_pos":
+            raise ValueError(f"encoder_conf.pos_enc_layer_type: only abs_pos is implemented, got {pos_enc_layer_type!r}")
+        self._output_size = int(output_size)
+        self.embed = make_input_layer(input_layer, int(input_size), self._output_size, dropout_rate)
+        self.pos = PositionalEncoding(self._output_size, positional_dropout_rate)
+        self.layers = nn.ModuleList(
+            ConformerLayer(
+                self._output_size,
+                int(attention_heads),
+                int(linear_units),
+                dropout_rate,
+                attention_dropout_rate,
+                bool(macaron_style),
+                bool(use_cnn_module),
+                int(cnn_module_kernel),
+            )
+            for _ in range(int(num_blocks))
+        )
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def forward(self, xs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """xs [B, T, D], lengths [B] -> hs [B, T', output_size], lengths'."""
+        x, lens = self.embed(xs, lengths)
+        x = self.pos(x)
+        pad = pad_mask_for(x, lens)
+        for layer in self.layers:
+            x = layer(x, pad)
+        return x.masked_fill(pad.unsqueeze(-1), 0.0), lens

@@ -1,0 +1,1 @@
+"""Task definitions (config schema and model builders). ``cls``: audio classification."""
