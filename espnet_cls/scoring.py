@@ -1,0 +1,380 @@
+"""Stage-8 scoring: read reference/hypothesis/score files, compute metrics, write reports.
+
+Inputs (Kaldi-style, one line per clip, see SPEC "File formats"):
+
+- reference ``text`` (``-gtxt``): ``uttid label [label …]`` or ``uttid <blank>`` (no label);
+- hypothesis ``text`` (``-ptxt``): what inference predicted, ``uttid [label …]`` (may be empty);
+- ``score`` (``-pscore``): ``uttid p_1 … p_n`` with every class's probability in token-list
+  order (``n`` = ``n_classes``), or, written with ``output_all_probabilities=false``,
+  only the predicted classes' probabilities (then mAP, AUC, d' and the top-1 hit rate
+  cannot be computed: the report says so and gives the threshold metrics only);
+- ``token_list`` (``-tok``): one class per line, then ``<blank>`` and ``<unk>`` (an
+  ESPnet token list with only ``<unk>`` works too).
+
+Decisions:
+
+- Threshold metrics (F1, subset accuracy, multi-class accuracy) use the hypothesis
+  ``text`` — what inference really wrote. With ``threshold``/``threshold_file`` the
+  decisions are recomputed from the scores instead (multi-label only).
+- ``classification_type`` if not given: ``multi-label`` when any reference or
+  hypothesis line has a number of labels other than one, or a ``<blank>``; otherwise
+  ``multi-class``. Pass it explicitly when a multi-label test set happens to have one
+  label per clip (only ``subset_acc`` differs).
+- A reference label not in the token list (or ``<unk>``) is counted, reported in
+  ``metrics.json`` (``unknown_labels``) and dropped from that clip (``strict``: fatal).
+- Every reference clip must have a hypothesis and a score line and vice versa; a score
+  line with the wrong number of values is an error naming file and line.
+
+Outputs: ``metrics`` (markdown, ESPnet's ``|Split|…|`` shape, values ×100 with 2
+decimals) and ``metrics.json`` (all numbers as fractions, the per-class table, the
+left-out classes, unknown-label counts, the inputs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from espnet_cls import metrics as M
+from espnet_cls.fileio import DataError, PathLike, atomic_write, iter_kv, read_lines
+
+logger = logging.getLogger(__name__)
+
+BLANK = "<blank>"
+UNK = "<unk>"
+SPECIAL_TOKENS = (BLANK, UNK)
+
+
+def read_classes(token_list: PathLike) -> list[str]:
+    """Class names of a token list: every line before the trailing ``<blank>``/``<unk>``.
+
+    Raises :class:`DataError` for an empty line, a duplicate, or a special token that is
+    followed by a class (the class index must equal the line number).
+    """
+    lines = read_lines(token_list)
+    classes: list[str] = []
+    seen_special = None
+    for i, tok in enumerate(lines, 1):
+        tok = tok.strip()
+        if not tok or len(tok.split()) != 1:
+            raise DataError("expected one token per line", token_list, i)
+        if tok in SPECIAL_TOKENS:
+            seen_special = i
+            continue
+        if seen_special is not None:
+            raise DataError(f"class {tok!r} after the special token on line {seen_special}", token_list, i)
+        if tok in classes:
+            raise DataError(f"duplicate class {tok!r}", token_list, i)
+        classes.append(tok)
+    if not classes:
+        raise DataError("no classes", token_list)
+    return classes
+
+
+@dataclass
+class ScoringInputs:
+    """Everything read from the files, aligned on the reference's utterance order."""
+
+    utt_ids: list[str]
+    class_names: list[str]
+    y_true: np.ndarray  # [N, C] bool
+    y_pred: np.ndarray  # [N, C] bool (from the hypothesis text)
+    y_score: Optional[np.ndarray]  # [N, C] float, None if only predicted classes' scores exist
+    classification_type: str
+    unknown_labels: Counter = field(default_factory=Counter)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def _infer_type(ref_counts: list[int], ref_blank: bool, hyp_counts: list[int]) -> str:
+    if ref_blank or any(k != 1 for k in ref_counts) or any(k != 1 for k in hyp_counts):
+        return M.MULTI_LABEL
+    return M.MULTI_CLASS
+
+
+def load_scoring_inputs(
+    gt_text: PathLike,
+    pred_text: PathLike,
+    pred_score: PathLike,
+    token_list: PathLike,
+    classification_type: Optional[str] = None,
+    strict: bool = False,
+) -> ScoringInputs:
+    """Read and check the four inputs; see the module docstring for the rules."""
+    classes = read_classes(token_list)
+    index = {c: k for k, c in enumerate(classes)}
+    n_classes = len(classes)
+    if classification_type is not None and classification_type not in M.CLASSIFICATION_TYPES:
+        raise ValueError(f"classification_type must be one of {M.CLASSIFICATION_TYPES}")
+
+    # reference
+    utt_ids: list[str] = []
+    ref_line: dict[str, int] = {}
+    ref_labels: list[list[int]] = []
+    ref_counts: list[int] = []
+    ref_blank = False
+    unknown: Counter = Counter()
+    for key, value, lineno in iter_kv(gt_text):
+        if key in ref_line:
+            raise DataError(f"duplicate utterance {key!r} (first on line {ref_line[key]})", gt_text, lineno)
+        ref_line[key] = lineno
+        labels = value.split()
+        if labels == [BLANK]:
+            ref_blank = True
+            labels = []
+        elif BLANK in labels:
+            raise DataError(f"{BLANK} together with labels", gt_text, lineno)
+        ids = []
+        for lab in labels:
+            k = index.get(lab)
+            if k is None:
+                if strict:
+                    raise DataError(f"label {lab!r} is not in the token list {token_list}", gt_text, lineno)
+                if not unknown:
+                    logger.warning("%s:%d: label %r is not in the token list (counted, then dropped)", gt_text, lineno, lab)
+                unknown[lab] += 1
+            elif k not in ids:
+                ids.append(k)
+        utt_ids.append(key)
+        ref_counts.append(len(labels))
+        ref_labels.append(ids)
+    if not utt_ids:
+        raise DataError("no utterances", gt_text)
+    if unknown:
+        logger.warning(
+            "%s: %d occurrences of %d labels not in the token list: %s",
+            gt_text,
+            sum(unknown.values()),
+            len(unknown),
+            ", ".join(f"{k}({v})" for k, v in unknown.most_common(10)),
+        )
+    pos = {u: i for i, u in enumerate(utt_ids)}
+    n = len(utt_ids)
+
+    # hypothesis text
+    hyp: list[Optional[list[int]]] = [None] * n
+    for key, value, lineno in iter_kv(pred_text, allow_empty_value=True):
+        i = pos.get(key)
+        if i is None:
+            raise DataError(f"utterance {key!r} is not in the reference {gt_text}", pred_text, lineno)
+        if hyp[i] is not None:
+            raise DataError(f"duplicate utterance {key!r}", pred_text, lineno)
+        ids = []
+        for lab in value.split():
+            k = index.get(lab)
+            if k is None:
+                raise DataError(f"predicted label {lab!r} is not in the token list {token_list}", pred_text, lineno)
+            ids.append(k)
+        hyp[i] = ids
+    for i, h in enumerate(hyp):
+        if h is None:
+            raise DataError(f"utterance {utt_ids[i]!r} (reference line {ref_line[utt_ids[i]]}) has no line here", pred_text)
+    hyp_ids: list[list[int]] = hyp  # type: ignore[assignment]
+    ctype = classification_type or _infer_type(ref_counts, ref_blank, [len(h) for h in hyp_ids])
+    if ctype == M.MULTI_CLASS:
+        for i, h in enumerate(hyp_ids):
+            if len(h) != 1:
+                raise DataError(f"multi-class: utterance {utt_ids[i]!r} has {len(h)} predicted labels, expected 1", pred_text)
+
+    # scores
+    rows: list[Optional[list[float]]] = [None] * n
+    full: Optional[bool] = None
+    for key, value, lineno in iter_kv(pred_score, allow_empty_value=True):
+        i = pos.get(key)
+        if i is None:
+            raise DataError(f"utterance {key!r} is not in the reference {gt_text}", pred_score, lineno)
+        if rows[i] is not None:
+            raise DataError(f"duplicate utterance {key!r}", pred_score, lineno)
+        try:
+            vals = [float(x) for x in value.split()]
+        except ValueError:
+            raise DataError("a value is not a number", pred_score, lineno) from None
+        if not all(math.isfinite(v) for v in vals):
+            raise DataError("nan or inf score", pred_score, lineno)
+        if full is None:
+            full = len(vals) == n_classes
+        if full and len(vals) != n_classes:
+            raise DataError(
+                f"{len(vals)} scores, expected {n_classes} (one per class of {token_list})", pred_score, lineno
+            )
+        if not full and len(vals) != len(hyp_ids[i]):
+            raise DataError(
+                f"{len(vals)} scores: expected {n_classes} (all classes) or, with output_all_probabilities=false,"
+                f" {len(hyp_ids[i])} (one per predicted label in {pred_text})",
+                pred_score,
+                lineno,
+            )
+        rows[i] = vals
+    for i, r in enumerate(rows):
+        if r is None:
+            raise DataError(f"utterance {utt_ids[i]!r} (reference line {ref_line[utt_ids[i]]}) has no line here", pred_score)
+    y_score = np.asarray(rows, dtype=np.float64) if full else None
+    if not full:
+        logger.warning(
+            "%s holds only the predicted classes' scores (output_all_probabilities=false): "
+            "mAP, AUC, d' and the top-1 hit rate cannot be computed; reporting threshold metrics only",
+            pred_score,
+        )
+    return ScoringInputs(
+        utt_ids=utt_ids,
+        class_names=classes,
+        y_true=M.labels_to_multihot(ref_labels, n_classes),
+        y_pred=M.labels_to_multihot(hyp_ids, n_classes),
+        y_score=y_score,
+        classification_type=ctype,
+        unknown_labels=unknown,
+        files={"gt_text": str(gt_text), "pred_text": str(pred_text), "pred_score": str(pred_score), "token_list": str(token_list)},
+    )
+
+
+def read_threshold_file(path: PathLike, class_names: list[str], default: float = 0.5) -> np.ndarray:
+    """Per-class thresholds ``[C]`` from ``class threshold`` lines; unlisted classes get ``default``."""
+    index = {c: k for k, c in enumerate(class_names)}
+    thr = np.full(len(class_names), float(default))
+    for key, value, lineno in iter_kv(path):
+        if key not in index:
+            raise DataError(f"class {key!r} is not in the token list", path, lineno)
+        try:
+            thr[index[key]] = float(value)
+        except ValueError:
+            raise DataError(f"threshold {value!r} is not a number", path, lineno) from None
+    return thr
+
+
+def write_threshold_file(path: PathLike, class_names: list[str], thresholds: np.ndarray) -> None:
+    """Write ``class threshold`` lines in token-list order (atomically)."""
+    with atomic_write(path) as f:
+        for c, t in zip(class_names, thresholds):
+            f.write(f"{c} {float(t):.6g}\n")
+
+
+def score(
+    inputs: ScoringInputs,
+    split: str = "",
+    threshold: Optional[float] = None,
+    thresholds: Optional[np.ndarray] = None,
+    espnet_compat: bool = False,
+) -> dict[str, Any]:
+    """Compute the report (a JSON-ready dict) for one set.
+
+    ``threshold`` / ``thresholds`` (multi-label, needs all scores) recompute the decisions
+    from the scores; otherwise the hypothesis text's decisions are used.
+    """
+    ctype = inputs.classification_type
+    y_pred = inputs.y_pred
+    decisions = "hypothesis text"
+    if ctype == M.MULTI_LABEL and (threshold is not None or thresholds is not None):
+        if inputs.y_score is None:
+            raise DataError("a threshold needs every class's score (output_all_probabilities=true)", inputs.files.get("pred_score"))
+        thr = thresholds if thresholds is not None else threshold
+        y_pred = M.predict(inputs.y_score, ctype, thr)
+        decisions = "per-class thresholds" if thresholds is not None else f"scores >= {threshold:g}"
+    m = M.compute_metrics(inputs.y_true, inputs.y_score, y_pred, ctype, espnet_compat=espnet_compat)
+    per = m.pop("per_class")
+    support = np.asarray(per["support"])
+    per_class = [
+        {"class": name, **{k: per[k][i] for k in ("ap", "auc", "precision", "recall", "f1", "support", "n_pred")}}
+        for i, name in enumerate(inputs.class_names)
+    ]
+    return {
+        "split": split,
+        "classification_type": ctype,
+        "scores": "all" if inputs.y_score is not None else "predicted_only",
+        "decisions": decisions,
+        "espnet_compat": espnet_compat,
+        "metrics": m,
+        "left_out_classes": [c for c, s in zip(inputs.class_names, support) if s == 0],
+        "unknown_labels": dict(inputs.unknown_labels.most_common()),
+        "n_unknown_label_occurrences": int(sum(inputs.unknown_labels.values())),
+        "per_class": per_class,
+        "files": inputs.files,
+    }
+
+
+# (column header, metrics key) of the markdown table, per classification type
+MULTI_CLASS_COLUMNS = [
+    ("acc", "acc"),
+    ("mAP", "mAP"),
+    ("mean_auc", "mean_auc"),
+    ("d_prime", "d_prime"),
+    ("micro_f1", "micro_f1"),
+    ("macro_f1", "macro_f1"),
+]
+MULTI_LABEL_COLUMNS = [
+    ("mAP", "mAP"),
+    ("top1_acc", "top1_hit_rate"),
+    ("subset_acc", "subset_acc"),
+    ("micro_f1", "micro_f1"),
+    ("macro_f1", "macro_f1"),
+    ("mean_auc", "mean_auc"),
+    ("d_prime", "d_prime"),
+]
+_NOT_PERCENT = {"d_prime"}
+
+
+def _fmt(key: str, v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.2f}" if key in _NOT_PERCENT else f"{100 * v:.2f}"
+
+
+def format_markdown(report: dict[str, Any], header: bool = True) -> str:
+    """ESPnet-shaped markdown table for one set: ``|Split|…|`` header, separator, one row."""
+    m = report["metrics"]
+    cols = MULTI_CLASS_COLUMNS if report["classification_type"] == M.MULTI_CLASS else MULTI_LABEL_COLUMNS
+    names = ["Split"] + [c for c, _ in cols] + ["n_labels", "n_left_out", "n_instances"]
+    vals = [report["split"] or "-"] + [_fmt(k, m.get(k)) for _, k in cols]
+    vals += [str(m["n_classes"]), str(m["n_classes_left_out"]), str(m["n_instances"])]
+    lines = []
+    if header:
+        lines.append("|" + "|".join(names) + "|")
+        lines.append("|" + "|".join("---" for _ in names) + "|")
+    lines.append("|" + "|".join(vals) + "|")
+    return "\n".join(lines) + "\n"
+
+
+def format_per_class_markdown(report: dict[str, Any]) -> str:
+    """Per-class table (AP, AUC, precision, recall, F1 ×100; support; predicted count)."""
+    lines = ["|class|AP|AUC|precision|recall|F1|support|n_pred|", "|---|---|---|---|---|---|---|---|"]
+    for row in report["per_class"]:
+        vals = [_fmt(k, row[k]) for k in ("ap", "auc", "precision", "recall", "f1")]
+        lines.append(f"|{row['class']}|" + "|".join(vals) + f"|{row['support']}|{row['n_pred']}|")
+    return "\n".join(lines) + "\n"
+
+
+def _json_safe(obj: Any) -> Any:
+    """nan/inf -> None, numpy scalars -> Python (strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_report(report: dict[str, Any], output_dir: PathLike) -> None:
+    """Write ``output_dir/metrics`` (markdown) and ``output_dir/metrics.json``, atomically."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "metrics.json") as f:
+        json.dump(_json_safe(report), f, indent=1, allow_nan=False)
+        f.write("\n")
+    with atomic_write(out / "metrics") as f:
+        f.write(format_markdown(report))
+
+
+def split_name_from_path(pred_score: PathLike) -> str:
+    """ESPnet's split name: the directory holding the score file (``cls_<set>``)."""
+    parent = Path(pred_score).resolve().parent.name
+    return parent or "-"
