@@ -1,0 +1,85 @@
+"""Stage 2 worker (one JOB): decode wav.scp entries, write mono ``fs`` flac/wav files.
+
+Usually run by ``scripts/audio/format_wav_scp.sh`` through ``${cmd} JOB=1:nj``; it can
+also be run by hand on a whole ``wav.scp``::
+
+    python -m espnet_cls.bin.format_wav_scp --fs 16k --audio_format flac \\
+        [--segments data/x/segments] [--keys dump/x/logs/keys.1.scp] data/x/wav.scp dump/x/data/format.1
+
+Exit status 1 when any utterance failed (one ERROR line each) or an input file is malformed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Optional, Sequence
+
+from espnet_cls.audio import AUDIO_FORMATS, DEFAULT_MAX_OVERSHOOT, parse_fs
+from espnet_cls.cli import run_main, setup_logging, str_or_none
+from espnet_cls.dump import format_wav_scp
+
+
+def _fs(value: str) -> int:
+    try:
+        return parse_fs(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """The command-line options."""
+    p = argparse.ArgumentParser(
+        description="Decode wav.scp entries (path or 'cmd |', optional segments), downmix to mono, "
+        "resample to --fs and write 16-bit flac/wav files plus this job's wav.scp and utt2num_samples.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("scp", help="input wav.scp (the whole file; --keys selects this job's part)")
+    p.add_argument("outdir", help="output folder for <utt>.<fmt>, wav.scp and utt2num_samples")
+    p.add_argument("--fs", type=_fs, required=True, help="target sampling rate: 16k, 16000, 8k, 44.1k")
+    p.add_argument("--audio_format", "--audio-format", default="flac", choices=sorted(AUDIO_FORMATS))
+    p.add_argument("--segments", type=str_or_none, default=None, help="Kaldi segments file: utt rec start end")
+    p.add_argument("--keys", type=str_or_none, default=None, help="file whose first column lists the utts of this job")
+    p.add_argument("--set_name", type=str_or_none, default=None, help="name used in messages (default: scp's folder)")
+    p.add_argument(
+        "--max_overshoot",
+        type=float,
+        default=DEFAULT_MAX_OVERSHOOT,
+        help="a segment ending beyond its recording by at most this many seconds is truncated (Kaldi's default)",
+    )
+    p.add_argument("--out_filename", type=str_or_none, default=None, help="default: OUTDIR/wav.scp")
+    p.add_argument("--utt2num_samples", type=str_or_none, default=None, help="default: OUTDIR/utt2num_samples")
+    p.add_argument("--log_every", type=int, default=1000, help="log progress every N clips (0: only the summary)")
+    p.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one job; 0 if every utterance was written, 1 otherwise."""
+    args = get_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    res = format_wav_scp(
+        args.scp,
+        args.outdir,
+        fs=args.fs,
+        audio_format=args.audio_format,
+        segments=args.segments,
+        keys=args.keys,
+        set_name=args.set_name,
+        max_overshoot=args.max_overshoot,
+        log_every=args.log_every,
+        out_wav_scp=args.out_filename,
+        out_num_samples=args.utt2num_samples,
+        show_progress=sys.stderr.isatty(),
+    )
+    if res.errors:
+        logging.getLogger("espnet_cls").error(
+            "%d of %d utterance(s) failed; %s not written", len(res.errors), res.n_total, args.out_filename or "wav.scp"
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
