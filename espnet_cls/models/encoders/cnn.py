@@ -1,10 +1,12 @@
 """A small PANN-style CNN encoder (``encoder: cnn``).
 
 Blocks of ``convs_per_block`` × (3×3 conv, BatchNorm, ReLU) followed by 2×2 average pooling
-over (time, frequency); then the mean over the remaining frequency bins gives one vector per
-(4×, 8×, … subsampled) frame. Padded frames are zeroed before every convolution, so a clip's
-outputs do not depend on the padding of its batch (in eval mode, where BatchNorm uses its
-running statistics).
+over (time, frequency) give a feature map per 2**n_blocks-subsampled frame. Its frequency axis
+is then flattened (``freq_pooling: flatten``, the default: keeps where in the spectrum a pattern
+is, which a shallow CNN needs) and projected by Linear + ReLU, or averaged (``mean``, PANN's)
+or maxed (``max``). Padded frames are zeroed before every convolution, so a clip's outputs do
+not depend on the padding of its batch (in eval mode, where BatchNorm uses its running
+statistics).
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ class CNNEncoder(AbsEncoder):
         channels: output channels of each block (each block halves time and frequency).
         convs_per_block: 3×3 convolutions per block (PANN: 2).
         dropout: dropout after each block (training only).
-        output_size: if set, a final Linear(channels[-1], output_size) + ReLU; else the
-            output dimension is channels[-1].
+        freq_pooling: ``flatten`` (channels × remaining bins -> Linear + ReLU), ``mean`` or ``max``
+            over the remaining frequency bins.
+        output_size: output dimension; default channels[-1]. With ``mean``/``max`` pooling and
+            output_size set, a Linear(channels[-1], output_size) + ReLU is added.
     """
 
     def __init__(
@@ -54,6 +58,7 @@ class CNNEncoder(AbsEncoder):
         channels: Sequence[int] = (32, 64, 128, 256),
         convs_per_block: int = 2,
         dropout: float = 0.1,
+        freq_pooling: str = "flatten",
         output_size: int | None = None,
     ) -> None:
         super().__init__()
@@ -72,8 +77,15 @@ class CNNEncoder(AbsEncoder):
             self.blocks.append(_ConvBlock(cin, c, int(convs_per_block)))
             cin = c
         self.dropout = nn.Dropout(float(dropout))
-        self.proj = nn.Linear(cin, int(output_size)) if output_size else None
+        if freq_pooling not in ("flatten", "mean", "max"):
+            raise ValueError(f"encoder_conf.freq_pooling must be flatten, mean or max, got {freq_pooling!r}")
+        self.freq_pooling = freq_pooling
+        freq_bins = self.input_size // 2 ** len(channels)
         self._output_size = int(output_size) if output_size else cin
+        if freq_pooling == "flatten":
+            self.proj = nn.Linear(cin * freq_bins, self._output_size)
+        else:
+            self.proj = nn.Linear(cin, self._output_size) if output_size else None
         self.subsampling = 2 ** len(channels)
 
     def output_size(self) -> int:
@@ -91,7 +103,12 @@ class CNNEncoder(AbsEncoder):
             x = F.avg_pool2d(x, kernel_size=2)
             x = self.dropout(x)
             lens = torch.div(lens, 2, rounding_mode="floor").clamp(min=1)
-        hs = x.mean(dim=3).transpose(1, 2)  # [B, T', C]
+        if self.freq_pooling == "flatten":
+            hs = x.permute(0, 2, 1, 3).flatten(2)  # [B, T', C * F']
+        elif self.freq_pooling == "mean":
+            hs = x.mean(dim=3).transpose(1, 2)  # [B, T', C]
+        else:
+            hs = x.amax(dim=3).transpose(1, 2)
         if self.proj is not None:
             hs = F.relu(self.proj(hs))
         hs = hs.masked_fill(make_pad_mask(lens, hs.size(1)).unsqueeze(-1), 0.0)
