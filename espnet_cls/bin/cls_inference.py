@@ -1,0 +1,92 @@
+"""Classify the clips of a data dir in length-sorted batches (stage 7); ESPnet's options.
+
+    python -m espnet_cls.bin.cls_inference --ngpu 0 \\
+        --data_path_and_name_and_type dump/test/wav.scp,speech,sound \\
+        --key_file exp/cls_X/cls_test/logdir/keys.1.scp \\
+        --classification_train_config exp/cls_X/config.yaml \\
+        --classification_model_file exp/cls_X/valid.acc.best.pth \\
+        --output_dir exp/cls_X/cls_test/logdir/output.1 --output_all_probabilities true
+
+Writes OUTPUT_DIR/prediction/{text,score,token}. ``--model_file x.zip`` loads a packed
+model (stage 9) instead of config + weights. Multi-label decisions use ``--threshold`` or
+per-class ``--threshold_file`` (``class threshold`` lines, e.g. from
+``score_cls.py --tune_thresholds``). ``--window_sec`` scores long clips in windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Optional, Sequence
+
+import torch
+
+from espnet_cls.cli import run_main, setup_logging, str2bool, str_or_none
+from espnet_cls.fileio import DataError
+from espnet_cls.inference import DTYPES, run_inference
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output_dir", required=True, help="writes OUTPUT_DIR/prediction/{text,score,token}")
+    p.add_argument("--data_path_and_name_and_type", action="append", required=True, help="e.g. dump/x/wav.scp,speech,sound")
+    p.add_argument("--key_file", type=str_or_none, default=None, help="score only these keys (first column)")
+    p.add_argument("--allow_variable_data_keys", type=str2bool, default=False, help="accepted for ESPnet compatibility")
+    p.add_argument("--classification_train_config", type=str_or_none, default=None, help="exp/cls_X/config.yaml")
+    p.add_argument("--classification_model_file", type=str_or_none, default=None, help="weights: .pth or .safetensors")
+    p.add_argument("--model_file", type=str_or_none, default=None, help="a packed model .zip (instead of config + weights)")
+    p.add_argument("--ngpu", type=int, default=0, help="0: CPU, 1: the first GPU")
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="model precision")
+    p.add_argument("--num_workers", type=int, default=1, help="threads decoding audio ahead of the model (0: none)")
+    p.add_argument("--batch_size", type=int, default=16, help="clips per forward pass (length-sorted batches)")
+    p.add_argument("--output_all_probabilities", type=str2bool, default=False,
+                   help="score: every class's probability (true) or only the predicted classes' (false; ESPnet's default)")
+    p.add_argument("--threshold", type=float, default=0.5, help="multi-label: predict classes with p >= threshold")
+    p.add_argument("--threshold_file", type=str_or_none, default=None, help="multi-label: per-class thresholds file")
+    p.add_argument("--window_sec", type=float, default=None, help="score clips longer than this in windows")
+    p.add_argument("--hop_sec", type=float, default=None, help="window hop (default: window_sec)")
+    p.add_argument("--window_aggregation", default="mean", choices=["mean", "max"], help="combine window probabilities")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num_threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = get_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    torch.manual_seed(args.seed)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    if args.ngpu > 1:
+        logging.warning("--ngpu %d: inference uses one device; running on cuda:0", args.ngpu)
+    if args.ngpu > 0 and not torch.cuda.is_available():
+        raise DataError(f"--ngpu {args.ngpu} but no CUDA device is available")
+    device = "cuda:0" if args.ngpu > 0 else "cpu"
+    if args.model_file is None and args.classification_train_config is None:
+        raise DataError("need --classification_train_config and --classification_model_file, or --model_file PACKED.zip")
+    if args.batch_size < 1:
+        raise DataError(f"--batch_size must be >= 1, got {args.batch_size}")
+    run_inference(
+        args.data_path_and_name_and_type,
+        args.output_dir,
+        train_config=args.classification_train_config,
+        model_file=args.classification_model_file,
+        packed_model=args.model_file,
+        key_file=args.key_file,
+        device=device,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        threshold=args.threshold,
+        threshold_file=args.threshold_file,
+        window_sec=args.window_sec,
+        hop_sec=args.hop_sec,
+        window_aggregation=args.window_aggregation,
+        output_all_probabilities=args.output_all_probabilities,
+        num_workers=args.num_workers,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
