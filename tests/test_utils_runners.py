@@ -1,0 +1,80 @@
+"""run.pl / stdout.pl as executables; command joining and option parsing of the runners."""
+
+import re
+import subprocess
+
+import pytest
+
+from espnet_cls.kaldi.jobs import UsageError, join_command, parse_job_args
+
+
+def run(args, env, cwd=None):
+    return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_join_command_like_kaldi():
+    assert join_command(["echo", "a b", 'say "hi"', "|", "x"]) == "echo \"a b\" 'say \"hi\"' | x"
+    assert join_command(["echo", ""]) == 'echo ""'
+
+
+def test_parse_job_args():
+    r = parse_job_args("run.pl", ["--mem", "2G", "JOB=2:4", "--num-threads", "3", "log/a.JOB.log", "echo", "JOB"])
+    assert (r.jobname, r.start, r.end, r.logfile) == ("JOB", 2, 4, "log/a.JOB.log")
+    assert r.options == {"mem": "2G", "num_threads": "3"}
+    assert r.command_for(3) == "echo 3" and r.log_pattern() == "log/a.*.log"
+    with pytest.raises(UsageError, match="just one log file"):
+        parse_job_args("run.pl", ["JOB=1:2", "log/a.log", "echo"])
+    with pytest.raises(UsageError, match="strictly positive"):
+        parse_job_args("run.pl", ["JOB=0:2", "log/a.JOB.log", "echo"])
+
+
+def test_run_pl_array_logs_and_failures(tmp_path, shell_env):
+    p = run(["run.pl", "JOB=1:3", "log/x.JOB.log", "echo", "task", "JOB", ";", "test", "JOB", "-ne", "2"], shell_env, tmp_path)
+    assert p.returncode == 1
+    assert "run.pl: 1 / 3 failed, log is in log/x.*.log" in p.stderr
+    for i in (1, 2, 3):
+        log = (tmp_path / "log" / f"x.{i}.log").read_text().splitlines()
+        assert log[0] == f"# echo task {i} ; test {i} -ne 2"
+        assert log[1].startswith("# Started at ")
+        assert f"task {i}" in log
+        assert re.match(r"# Accounting: time=\d+ threads=1", log[-2])
+        assert log[-1].startswith(f"# Ended (code {1 if i == 2 else 0}) at ")
+
+
+def test_run_pl_success_and_single_job_failure(tmp_path, shell_env):
+    p = run(["run.pl", "JOB=1:2", "log/ok.JOB.log", "true"], shell_env, tmp_path)
+    assert p.returncode == 0 and p.stderr == ""
+    p = run(["run.pl", "log/one.log", "bash", "-c", "exit 3"], shell_env, tmp_path)
+    assert p.returncode == 1
+    assert "run.pl: job failed, log is in log/one.log" in p.stderr
+    assert "# Ended (code 3)" in (tmp_path / "log" / "one.log").read_text()
+
+
+def test_run_pl_max_jobs_run_limits_concurrency(tmp_path, shell_env):
+    # each task records the number of tasks running at the same time (mkdir-based lock-free count)
+    script = tmp_path / "task.sh"
+    script.write_text(
+        "#!/bin/bash\n"
+        'touch "running.$1"; n=$(ls running.* | wc -l); echo "$n" > "peak.$1"; sleep 0.3; rm "running.$1"\n'
+    )
+    script.chmod(0o755)
+    p = run(["run.pl", "--max-jobs-run", "2", "JOB=1:6", "log/c.JOB.log", str(script), "JOB"], shell_env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    peaks = [int((tmp_path / f"peak.{i}").read_text()) for i in range(1, 7)]
+    assert max(peaks) <= 2
+    p = run(["run.pl", "--max-jobs-run", "6", "JOB=1:6", "log/c.JOB.log", str(script), "JOB"], shell_env, tmp_path)
+    peaks = [int((tmp_path / f"peak.{i}").read_text()) for i in range(1, 7)]
+    assert max(peaks) > 2
+
+
+def test_run_pl_accepts_gpu_and_quotes(tmp_path, shell_env):
+    p = run(["run.pl", "--gpu", "1", "--mem", "4G", "log/g.log", "echo", "a  b", "|", "tr", "a", "A"], shell_env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "A  b" in (tmp_path / "log" / "g.log").read_text()
+
+
+def test_stdout_pl_tees(tmp_path, shell_env):
+    p = run(["stdout.pl", "log/s.log", "echo", "hello"], shell_env, tmp_path)
+    assert p.returncode == 0
+    assert p.stdout == "hello\n"
+    assert "hello" in (tmp_path / "log" / "s.log").read_text()
