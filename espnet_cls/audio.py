@@ -120,6 +120,8 @@ def segment_frames(n: int, fs: int, start: float, end: Optional[float], max_over
     if start < 0:
         raise SegmentError(f"segment start {start:g} s is negative")
     a = int(round(start * fs))
+    if a >= n:
+        raise SegmentError(f"segment start {start:g} s is at or beyond the end of the recording ({dur:.3f} s long)")
     if end is None or end == -1:
         b = n
     else:
@@ -133,8 +135,6 @@ def segment_frames(n: int, fs: int, start: float, end: Optional[float], max_over
                     f"by {end - dur:.3f} s (more than the {max_overshoot:g} s tolerated)"
                 )
             b = n
-    if a >= n:
-        raise SegmentError(f"segment start {start:g} s is at or beyond the end of the recording ({dur:.3f} s long)")
     return a, b
 
 
