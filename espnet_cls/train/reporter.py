@@ -1,0 +1,151 @@
+"""Per-epoch history, best-epoch bookkeeping, n-best averaging and curves.
+
+``history`` is a list of per-epoch dicts ``{"epoch", "train": {...}, "valid": {...}, "lr",
+"time"}`` (what ``train_history.json`` holds). ESPnet's ``best_model_criterion`` entries
+``[phase, metric, max|min]`` pick epochs from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from espnet_cls.fileio import atomic_write
+from espnet_cls.train.checkpoint import atomic_torch_save, average_state_dicts, link_or_copy
+
+logger = logging.getLogger(__name__)
+
+
+def epoch_file(epoch: int) -> str:
+    """Name of an epoch's model file (ESPnet's ``{N}epoch.pth``)."""
+    return f"{epoch}epoch.pth"
+
+
+def metric_value(entry: dict, phase: str, metric: str) -> Optional[float]:
+    """``entry[phase][metric]`` as a float, or None if missing / not finite."""
+    v = entry.get(phase, {}).get(metric)
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def sorted_epochs(history: Sequence[dict], phase: str, metric: str, mode: str) -> list[int]:
+    """Epochs that have the metric, best first (ties: earlier epoch first)."""
+    vals = [(e["epoch"], metric_value(e, phase, metric)) for e in history]
+    vals = [(ep, v) for ep, v in vals if v is not None]
+    sign = -1.0 if mode == "max" else 1.0
+    return [ep for ep, _ in sorted(vals, key=lambda x: (sign * x[1], x[0]))]
+
+
+def nbest_list(keep_nbest_models: Any) -> list[int]:
+    """``keep_nbest_models`` (int or list of ints) → sorted list of n."""
+    if isinstance(keep_nbest_models, (list, tuple)):
+        out = sorted({int(n) for n in keep_nbest_models})
+    else:
+        out = [int(keep_nbest_models)]
+    return [n for n in out if n > 0] or [1]
+
+
+def update_best_links(out_dir: Path, history: Sequence[dict], criteria: Sequence[Sequence[str]]) -> None:
+    """``valid.<metric>.best.pth`` → the best epoch's model file, for each criterion."""
+    for phase, metric, mode in criteria:
+        order = sorted_epochs(history, phase, metric, mode)
+        if order and (out_dir / epoch_file(order[0])).exists():
+            link_or_copy(epoch_file(order[0]), out_dir / f"{phase}.{metric}.best.pth")
+
+
+def remove_stale_epochs(out_dir: Path, history: Sequence[dict], criteria: Sequence[Sequence[str]],
+                        keep_nbest_models: Any, current_epoch: int) -> list[int]:
+    """Delete ``N epoch.pth`` files that are in no criterion's n-best (the current epoch is
+    kept until the next one). Returns the removed epochs."""
+    keep_n = max(nbest_list(keep_nbest_models))
+    keep: set[int] = {current_epoch}
+    for phase, metric, mode in criteria:
+        keep.update(sorted_epochs(history, phase, metric, mode)[:keep_n])
+    removed = []
+    for e in history:
+        ep = int(e["epoch"])
+        p = out_dir / epoch_file(ep)
+        if ep not in keep and p.exists():
+            p.unlink()
+            removed.append(ep)
+    return removed
+
+
+def average_nbest(out_dir: Path, history: Sequence[dict], criteria: Sequence[Sequence[str]],
+                  keep_nbest_models: Any) -> list[Path]:
+    """Write ``<phase>.<metric>.ave_<n>best.pth`` (mean of the n best epochs' weights) and the
+    ``<phase>.<metric>.ave.pth`` link (to the largest n). Returns the files written."""
+    written = []
+    for phase, metric, mode in criteria:
+        order = [ep for ep in sorted_epochs(history, phase, metric, mode) if (out_dir / epoch_file(ep)).exists()]
+        if not order:
+            logger.warning("no epoch has %s.%s: no averaged model", phase, metric)
+            continue
+        last_name = None
+        for n in nbest_list(keep_nbest_models):
+            k = min(n, len(order))
+            name = f"{phase}.{metric}.ave_{k}best.pth"
+            if name == last_name:
+                continue
+            avg = average_state_dicts([out_dir / epoch_file(ep) for ep in order[:k]])
+            atomic_torch_save(avg, out_dir / name)
+            logger.info("averaged %s over epochs %s -> %s", f"{phase}.{metric}", order[:k], name)
+            written.append(out_dir / name)
+            last_name = name
+        if last_name:
+            link_or_copy(last_name, out_dir / f"{phase}.{metric}.ave.pth")
+    return written
+
+
+def write_history(out_dir: Path, history: Sequence[dict]) -> None:
+    """``train_history.json``, atomically."""
+    with atomic_write(out_dir / "train_history.json") as f:
+        json.dump(list(history), f, indent=1)
+        f.write("\n")
+
+
+def plot_curves(out_dir: Path, history: Sequence[dict]) -> None:
+    """``images/<metric>.png`` for every metric in the history (train and valid on one plot),
+    plus ``images/lr.png``. matplotlib's Agg canvas (no pyplot state); skipped if matplotlib
+    is missing."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover
+        logger.info("matplotlib not installed: no curves")
+        return
+    img = out_dir / "images"
+    img.mkdir(parents=True, exist_ok=True)
+    metrics: list[str] = []
+    for e in history:
+        for phase in ("train", "valid"):
+            for k, v in e.get(phase, {}).items():
+                if isinstance(v, (int, float)) and k not in metrics:
+                    metrics.append(k)
+    for m in metrics + ["lr"]:
+        fig = Figure(figsize=(6, 4))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(111)
+        if m == "lr":
+            pts = [(e["epoch"], e["lr"]) for e in history if e.get("lr") is not None]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker="o", label="lr")
+        else:
+            for phase in ("train", "valid"):
+                pts = [(e["epoch"], metric_value(e, phase, m)) for e in history]
+                pts = [(x, y) for x, y in pts if y is not None]
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, marker="o", label=phase)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(m)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right")
+        with atomic_write(img / f"{m}.png", mode="wb") as f:
+            fig.savefig(f, format="png", dpi=80)

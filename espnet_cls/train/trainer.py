@@ -1,0 +1,509 @@
+"""The training loop (stage 6): epochs, validation on the whole valid set, checkpoints, resume.
+
+:func:`train` takes a resolved config (see :mod:`espnet_cls.config`) and writes, in
+``output_dir`` (rank 0 only):
+
+* ``config.yaml`` — the resolved config (token list as a list);
+* ``{N}epoch.pth`` — each epoch's weights (only the n-best of each criterion are kept);
+* ``checkpoint.pth`` — everything needed to resume (model, optimizer, scheduler, scaler,
+  RNG states, history, epoch), loadable with ``torch.load(weights_only=True)``;
+* ``valid.<metric>.best.pth`` links, ``valid.<metric>.ave_<n>best.pth`` averages and the
+  ``valid.<metric>.ave.pth`` link, after the last epoch;
+* ``train_history.json`` and ``images/*.png``; TensorBoard logs in ``tensorboard/`` if installed.
+
+Determinism: every epoch starts by seeding torch / numpy / python with ``seed + epoch``
+and the batch order comes from ``RandomState(seed + epoch)``, so on CPU a run resumed from
+``checkpoint.pth`` ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from espnet_cls.config import dump_yaml, saved_config
+from espnet_cls.fileio import DataError, atomic_write, read_kv
+from espnet_cls.train import distributed as D
+from espnet_cls.train.checkpoint import (
+    atomic_torch_save,
+    freeze_parameters,
+    get_rng_state,
+    load_init_param,
+    safe_load,
+    set_rng_state,
+)
+from espnet_cls.train.dataset import ClsDataset, collate, parse_triple
+from espnet_cls.train.optim import build_optimizer, build_scheduler, current_lrs
+from espnet_cls.train.reporter import (
+    average_nbest,
+    epoch_file,
+    metric_value,
+    plot_curves,
+    remove_stale_epochs,
+    sorted_epochs,
+    update_best_links,
+    write_history,
+)
+from espnet_cls.train.sampler import EpochBatches, build_batches, read_shape_file
+
+logger = logging.getLogger(__name__)
+
+
+def set_all_random_seed(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def build_model_from_config(config: dict) -> torch.nn.Module:
+    """``espnet_cls.tasks.cls.build_model``, with config errors as :class:`DataError`."""
+    from espnet_cls.tasks.cls import build_model
+
+    try:
+        return build_model(config)
+    except ValueError as e:
+        raise DataError(str(e), config.get("config")) from None
+
+
+def _speech_path(specs: list[str]) -> Optional[str]:
+    for s in specs:
+        path, _name, typ = parse_triple(s)
+        if typ == "sound":
+            return path
+    return None
+
+
+def load_shapes(specs: list[str], shape_files: list[str], keys: list[str]) -> list[dict]:
+    """Shape dicts for batching: the given shape files, or else lengths from ``utt2num_samples``
+    beside the ``wav.scp`` (or read from the audio headers)."""
+    if shape_files:
+        return [read_shape_file(p) for p in shape_files]
+    wav = _speech_path(specs)
+    lengths: dict[str, Optional[list[int]]] = {}
+    u2n = Path(wav).parent / "utt2num_samples" if wav else None
+    if u2n is not None and u2n.exists():
+        table = read_kv(u2n)
+        lengths = {k: [int(table[k])] if k in table else None for k in keys}
+    if not lengths or any(v is None for v in lengths.values()):
+        import soundfile
+
+        scp = read_kv(wav) if wav else {}
+        for k in keys:
+            if lengths.get(k) is None:
+                value = scp.get(k, "")
+                lengths[k] = [soundfile.info(value).frames] if value and not value.endswith("|") else [1]
+    return [{k: lengths[k] for k in keys}]
+
+
+class Trainer:
+    """Runs training for one resolved config (see module doc)."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.info = D.dist_info_from_env(config)
+        ngpu = int(config.get("ngpu") or 0)
+        self.use_cuda = ngpu > 0 and torch.cuda.is_available()
+        if ngpu > 0 and not self.use_cuda:
+            logger.warning("ngpu=%d but no GPU is available: training on CPU", ngpu)
+        if self.use_cuda:
+            self.device = torch.device("cuda", self.info.local_rank if self.info.distributed else 0)
+        else:
+            self.device = torch.device("cpu")
+        if config.get("output_dir") is None:
+            raise DataError("--output_dir is required")
+        self.out = Path(config["output_dir"])
+        self.seed = int(config.get("seed") or 0)
+        self.max_epoch = int(config["max_epoch"])
+        self.accum_grad = max(int(config.get("accum_grad") or 1), 1)
+        self.grad_clip = float(config.get("grad_clip") or 0)
+        self.criteria = [list(c) for c in (config.get("best_model_criterion") or [["valid", "acc", "max"]])]
+        self.amp_dtype: Optional[torch.dtype] = None
+        if config.get("use_amp"):
+            if not self.use_cuda:
+                logger.warning("use_amp: true is ignored on CPU (autocast needs a GPU here)")
+            else:
+                name = str(config.get("amp_dtype") or "float16")
+                if name not in ("float16", "bfloat16"):
+                    raise DataError(f"amp_dtype must be float16 or bfloat16, got {name!r}")
+                self.amp_dtype = torch.float16 if name == "float16" else torch.bfloat16
+        self.tty = sys.stderr.isatty()
+        self.tb_writer = None
+        self._next_plot = 0.0
+        self._plot_pending = False
+
+    # ------------------------------------------------------------------ setup
+    def _data(self, mode: str) -> tuple[ClsDataset, EpochBatches]:
+        c = self.config
+        specs = list(c.get(f"{mode}_data_path_and_name_and_type") or [])
+        if not specs:
+            raise DataError(f"--{mode}_data_path_and_name_and_type is required")
+        shape_files = list(c.get(f"{mode}_shape_file") or [])
+        keys = list(read_shape_file(shape_files[0])) if shape_files else None
+        ds = ClsDataset(specs, c["token_list"], keys)
+        shapes = load_shapes(specs, shape_files, ds.keys)
+        fold = [int(f) for f in (c.get("fold_length") or [])]
+        if c["batch_type"] == "folded" and len(fold) < len(shapes):
+            fold = fold + [max(1, max((v or [1])[0] for v in shapes[0].values()))] * (len(shapes) - len(fold))
+        if mode == "train":
+            bs = int(c["batch_size"])
+            bins = int(c["batch_bins"])
+        else:
+            bs = int(c.get("valid_batch_size") or c["batch_size"])
+            bins = int(c.get("valid_batch_bins") or c["batch_bins"])
+        batches = build_batches(shapes, c["batch_type"], bs, bins, fold[: len(shapes)],
+                                min_batch_size=max(1, self.info.world_size),
+                                sort_in_batch=c.get("sort_in_batch", "descending"),
+                                sort_batch=c.get("sort_batch", "ascending"),
+                                drop_last=bool(c.get("drop_last_iter")) and mode == "train")
+        weights = None
+        if mode == "train" and c.get("balanced_sampling"):
+            wav = _speech_path(specs)
+            wfile = Path(wav).parent / "utt2weight" if wav else None
+            if wfile is None or not wfile.exists():
+                raise DataError("balanced_sampling: true needs utt2weight beside the training wav.scp", str(wfile))
+            table = read_kv(wfile)
+            try:
+                weights = {k: float(table[k]) for k in ds.keys}
+            except KeyError as e:
+                raise DataError(f"no weight for {e.args[0]!r}", str(wfile)) from None
+            except ValueError as e:
+                raise DataError(f"bad weight: {e}", str(wfile)) from None
+        lengths = {k: (v or [0])[0] for k, v in shapes[0].items()}
+        eb = EpochBatches(batches, shuffle=(mode == "train"), seed=self.seed, rank=self.info.rank,
+                          world_size=self.info.world_size, weights=weights, batch_size=bs, lengths=lengths,
+                          shuffle_within_batch=bool(c.get("shuffle_within_batch")) and mode == "train",
+                          num_iters_per_epoch=c.get("num_iters_per_epoch") if mode == "train" else None)
+        return ds, eb
+
+    def _loader(self, ds: ClsDataset, batches: list[list[str]]) -> torch.utils.data.DataLoader:
+        nw = int(self.config.get("num_workers") or 0)
+        return torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=nw,
+                                           pin_memory=self.use_cuda)
+
+    def setup(self) -> None:
+        """Build model, data, optimizer, scheduler; resume if asked."""
+        c = self.config
+        D.init_distributed(self.info, self.use_cuda, c.get("dist_backend"), c.get("dist_init_method") or "env://")
+        if self.info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with atomic_write(self.out / "config.yaml") as f:
+                f.write(dump_yaml(saved_config(c)))
+        set_all_random_seed(self.seed)
+        if self.use_cuda:
+            torch.backends.cudnn.benchmark = bool(c.get("cudnn_benchmark"))
+            torch.backends.cudnn.deterministic = bool(c.get("cudnn_deterministic", True))
+        self.model = build_model_from_config(c)
+        if c.get("init_param"):
+            load_init_param(self.model, list(c["init_param"]), bool(c.get("ignore_init_mismatch")))
+        freeze_parameters(self.model, list(c.get("freeze_param") or []))
+        self.model.to(self.device)
+        # The default inference model valid.acc.best.pth must exist for both types, and
+        # valid.mAP.best.pth for multi-label.
+        wanted = [["valid", "acc", "max"]]
+        if getattr(self.model, "classification_type", "") == "multi-label":
+            wanted.append(["valid", "mAP", "max"])
+        for w in wanted:
+            if not any(cr[0] == w[0] and cr[1] == w[1] for cr in self.criteria):
+                self.criteria.append(w)
+        self.train_ds, self.train_batches = self._data("train")
+        self.valid_ds, self.valid_batches = self._data("valid")
+        n_batches = len(self.train_batches.epoch(1))
+        total_steps = self.max_epoch * max(1, math.ceil(n_batches / self.accum_grad))
+        self.optimizer = build_optimizer(self.model, c["optim"], c.get("optim_conf") or {})
+        self.scheduler = build_scheduler(self.optimizer, c.get("scheduler"), c.get("scheduler_conf") or {}, total_steps)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.history: list[dict] = []
+        self.start_epoch = 1
+        self.global_step = 0
+        ckpt = self.out / "checkpoint.pth"
+        if c.get("resume") and ckpt.exists():
+            self._load_checkpoint(ckpt)
+        if self.info.distributed:
+            kw: dict[str, Any] = {"find_unused_parameters": bool(c.get("unused_parameters"))}
+            if self.use_cuda:
+                kw["device_ids"] = [self.device.index]
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, **kw)
+        else:
+            self.ddp = self.model
+        n_params = sum(p.numel() for p in self.model.parameters())
+        n_train = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        logger.info("model: %s, %d parameters (%d trainable); device %s; %d train / %d valid clips; "
+                    "%d train batches per epoch", type(self.model).__name__, n_params, n_train, self.device,
+                    len(self.train_ds), len(self.valid_ds), n_batches)
+        if self.info.is_main and c.get("use_tensorboard"):
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb_writer = SummaryWriter(str(self.out / "tensorboard"))
+            except ImportError:
+                logger.info("tensorboard is not installed: no TensorBoard logs")
+
+    def _load_checkpoint(self, path: Path) -> None:
+        state = safe_load(path, map_location="cpu")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.history = list(state.get("history", []))
+        self.start_epoch = int(state["epoch"]) + 1
+        self.global_step = int(state.get("global_step", 0))
+        if state.get("rng"):
+            set_rng_state(state["rng"])
+        logger.info("resumed from %s at epoch %d", path, self.start_epoch)
+
+    def _save_checkpoint(self, epoch: int) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "history": copy.deepcopy(self.history),
+            "epoch": epoch,
+            "global_step": self.global_step,
+            "rng": get_rng_state(),
+        }
+        atomic_torch_save(state, self.out / "checkpoint.pth")
+
+    # ------------------------------------------------------------------ one epoch
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def _on_step(self) -> None:
+        hook = getattr(self.model, "on_train_step", None)
+        if not callable(hook):
+            hook = getattr(getattr(self.model, "encoder", None), "on_train_step", None)
+        if callable(hook):
+            hook(self.global_step)
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over this rank's training batches; returns mean loss/acc over all ranks."""
+        self.model.train()
+        batches = self.train_batches.epoch(epoch)
+        loader = self._loader(self.train_ds, batches)
+        sums: dict[str, float] = {"loss": 0.0, "weight": 0.0, "acc": 0.0, "acc_weight": 0.0, "skipped": 0.0}
+        it = loader
+        if self.tty and self.info.is_main:
+            from tqdm import tqdm
+
+            it = tqdm(loader, total=len(batches), desc=f"epoch {epoch} train", leave=False, dynamic_ncols=True)
+        log_interval = self.config.get("log_interval") or max(1, len(batches) // 5)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer.zero_grad(set_to_none=True)
+        n = len(batches)
+        for i, (_keys, batch) in enumerate(it, 1):
+            batch = self._to_device(batch)
+            last_of_accum = (i % self.accum_grad == 0) or i == n
+            sync = nullcontext() if (last_of_accum or not self.info.distributed) else self.ddp.no_sync()
+            with sync:
+                with self._autocast():
+                    loss, stats, weight = self.ddp(batch["speech"], batch["speech_lengths"], batch["label"],
+                                                   batch.get("label_lengths"))
+                scaled = loss / self.accum_grad
+                if self.scaler is not None:
+                    self.scaler.scale(scaled).backward()
+                else:
+                    scaled.backward()
+            w = float(weight)
+            sums["loss"] += float(stats.get("loss", loss.detach())) * w
+            sums["weight"] += w
+            if stats.get("acc") is not None:
+                sums["acc"] += float(stats["acc"]) * w
+                sums["acc_weight"] += w
+            if last_of_accum:
+                if self.scaler is not None:
+                    self.scaler.unscale_(self.optimizer)
+                if self.grad_clip > 0:
+                    norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip,
+                                                          norm_type=float(self.config.get("grad_clip_type") or 2.0))
+                else:
+                    norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
+                if self.scaler is not None:
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                elif torch.isfinite(norm):
+                    self.optimizer.step()
+                else:
+                    sums["skipped"] += 1
+                    logger.warning("non-finite gradient norm at step %d: update skipped", self.global_step + 1)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.global_step += 1
+                self.scheduler.step_batch()
+                self._on_step()
+            if not self.tty and self.info.is_main and i % log_interval == 0 and i < n:
+                logger.info("epoch %d: %d/%d batches, loss %.4f", epoch, i, n, sums["loss"] / max(sums["weight"], 1))
+        tot = D.all_reduce_sum(sums, self.device)
+        out = {"loss": tot["loss"] / max(tot["weight"], 1e-12)}
+        if tot["acc_weight"] > 0:
+            out["acc"] = tot["acc"] / tot["acc_weight"]
+        if tot["skipped"]:
+            out["skipped_steps"] = int(tot["skipped"])
+        return out
+
+    @torch.no_grad()
+    def validate(self, epoch: int) -> dict[str, float]:
+        """Loss and metrics over the WHOLE validation set (scores gathered from every rank)."""
+        from espnet_cls.metrics import compute_metrics
+
+        model = self.model
+        model.eval()
+        batches = self.valid_batches.epoch(epoch)
+        loader = self._loader(self.valid_ds, batches)
+        scores, targets = [], []
+        loss_sum, weight_sum = 0.0, 0.0
+        n_classes = int(model.n_classes)
+        ctype = model.classification_type
+        for _keys, batch in loader:
+            batch = self._to_device(batch)
+            with self._autocast():
+                if hasattr(model, "forward_with_logits"):
+                    loss, _stats, weight, logits, _t = model.forward_with_logits(
+                        batch["speech"], batch["speech_lengths"], batch["label"], batch.get("label_lengths"))
+                else:
+                    loss, _stats, weight = model(batch["speech"], batch["speech_lengths"], batch["label"],
+                                                 batch.get("label_lengths"))
+                    logits = model.forward_logits(batch["speech"], batch["speech_lengths"])
+            logits = logits.float()
+            probs = model.logits_to_proba(logits) if hasattr(model, "logits_to_proba") else (
+                torch.softmax(logits, -1) if ctype == "multi-class" else torch.sigmoid(logits))
+            scores.append(probs.cpu().numpy().astype(np.float64))
+            lab = batch["label"].cpu().numpy()
+            t = np.zeros((lab.shape[0], n_classes), dtype=bool)
+            for r, row in enumerate(lab):
+                ids = row[(row >= 0) & (row < n_classes)]
+                t[r, ids] = True
+            targets.append(t)
+            loss_sum += float(loss) * float(weight)
+            weight_sum += float(weight)
+        part = (np.concatenate(scores) if scores else np.zeros((0, n_classes)),
+                np.concatenate(targets) if targets else np.zeros((0, n_classes), dtype=bool), loss_sum, weight_sum)
+        parts = D.all_gather_objects(part)
+        s = np.concatenate([p[0] for p in parts])
+        t = np.concatenate([p[1] for p in parts])
+        loss_total = sum(p[2] for p in parts)
+        w_total = sum(p[3] for p in parts)
+        out: dict[str, float] = {"loss": loss_total / max(w_total, 1e-12)}
+        if ctype == "multi-class":
+            keep = t.any(axis=1)  # clips whose label is <unk>/<blank> have no class to score
+            m = compute_metrics(t[keep], s[keep], classification_type=ctype)
+            out.update(acc=m["acc"], macro_f1=m["macro_f1"], mAP=m["mAP"])
+        else:
+            m = compute_metrics(t, s, classification_type=ctype)
+            out.update(acc=m["acc"], mAP=m["mAP"], micro_f1=m["micro_f1"], macro_f1=m["macro_f1"])
+        return {k: float(v) for k, v in out.items()}
+
+    # ------------------------------------------------------------------ epochs
+    def _epoch_line(self, e: dict) -> str:
+        tr = " ".join(f"{k}={v:.4g}" for k, v in e["train"].items())
+        va = " ".join(f"{k}={v:.4g}" for k, v in e["valid"].items())
+        return f"epoch {e['epoch']}/{self.max_epoch}: train {tr} | valid {va} | lr={e['lr']:.3g} time={e['time']:.1f}s"
+
+    def _maybe_plot(self, final: bool) -> None:
+        """Curves after an epoch, throttled so that plotting takes under ~10 % of the run
+        (each plot waits 10× its own duration); always after the last epoch."""
+        if not self.config.get("use_matplotlib", True):
+            return
+        now = time.perf_counter()
+        if not final and now < self._next_plot:
+            self._plot_pending = True
+            return
+        if final and not self._plot_pending and self._next_plot > 0:
+            return
+        plot_curves(self.out, self.history)
+        self._plot_pending = False
+        self._next_plot = time.perf_counter() + 10 * (time.perf_counter() - now)
+
+    def _early_stop(self) -> bool:
+        patience = self.config.get("patience")
+        if patience is None or not self.history:
+            return False
+        crit = self.config.get("early_stopping_criterion") or ["valid", "loss", "min"]
+        phase, metric, mode = crit[0], crit[1], crit[2] if len(crit) > 2 else "min"
+        order = sorted_epochs(self.history, phase, metric, mode)
+        if not order:
+            return False
+        best, last = order[0], self.history[-1]["epoch"]
+        if last - best >= int(patience):
+            logger.info("early stopping: %s.%s has not improved for %d epoch(s) (best epoch %d)", phase, metric,
+                        last - best, best)
+            return True
+        return False
+
+    def run(self) -> None:
+        """Train from ``start_epoch`` to ``max_epoch`` (or early stop), then average."""
+        c = self.config
+        stopped = self.start_epoch > self.max_epoch or self._early_stop()
+        epoch = self.start_epoch
+        while not stopped and epoch <= self.max_epoch:
+            set_all_random_seed(self.seed + epoch + 1000 * self.info.rank)
+            t0 = time.perf_counter()
+            lr = current_lrs(self.optimizer)[0]
+            train_stats = self.train_epoch(epoch)
+            valid_stats = self.validate(epoch)
+            self.scheduler.step_epoch()
+            entry = {"epoch": epoch, "train": train_stats, "valid": valid_stats, "lr": lr,
+                     "time": time.perf_counter() - t0}
+            self.history.append(entry)
+            if self.info.is_main:
+                atomic_torch_save(self.model.state_dict(), self.out / epoch_file(epoch))
+                update_best_links(self.out, self.history, self.criteria)
+                remove_stale_epochs(self.out, self.history, self.criteria, c.get("keep_nbest_models", 10), epoch)
+                self._save_checkpoint(epoch)
+                write_history(self.out, self.history)
+                self._maybe_plot(final=False)
+                if self.tb_writer is not None:
+                    for phase in ("train", "valid"):
+                        for k, v in entry[phase].items():
+                            self.tb_writer.add_scalar(f"{phase}/{k}", v, epoch)
+                    self.tb_writer.add_scalar("lr", lr, epoch)
+                    self.tb_writer.flush()
+                logger.info("%s", self._epoch_line(entry))
+                for phase, metric, mode in self.criteria:
+                    order = sorted_epochs(self.history, phase, metric, mode)
+                    if order and order[0] == epoch:
+                        logger.info("best %s.%s so far: %.4f", phase, metric, metric_value(entry, phase, metric))
+            D.barrier()
+            stopped = self._early_stop()
+            epoch += 1
+        if self.info.is_main:
+            if not self.history:
+                raise DataError("no epoch was trained (max_epoch < 1?)")
+            self._maybe_plot(final=True)
+            update_best_links(self.out, self.history, self.criteria)
+            average_nbest(self.out, self.history, self.criteria, c.get("keep_nbest_models", 10))
+            write_history(self.out, self.history)
+            by_epoch = {e["epoch"]: e for e in self.history}
+            for phase, metric, mode in self.criteria:
+                order = sorted_epochs(self.history, phase, metric, mode)
+                if order:
+                    logger.info("best epoch for %s.%s (%s): %d, %.4f", phase, metric, mode, order[0],
+                                metric_value(by_epoch[order[0]], phase, metric))
+        if self.tb_writer is not None:
+            self.tb_writer.close()
+        D.barrier()
+
+
+def train(config: dict) -> None:
+    """Train with a resolved config (entry point of ``cls_train`` without ``--collect_stats``)."""
+    trainer = Trainer(config)
+    try:
+        trainer.setup()
+        trainer.run()
+    finally:
+        D.cleanup()
