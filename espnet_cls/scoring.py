@@ -282,7 +282,7 @@ def score(
         {"class": name, **{k: per[k][i] for k in ("ap", "auc", "precision", "recall", "f1", "support", "n_pred")}}
         for i, name in enumerate(inputs.class_names)
     ]
-    return {
+    report: dict[str, Any] = {
         "split": split,
         "classification_type": ctype,
         "scores": "all" if inputs.y_score is not None else "predicted_only",
@@ -295,6 +295,23 @@ def score(
         "per_class": per_class,
         "files": inputs.files,
     }
+    if ctype == M.MULTI_CLASS:
+        report["confusion_matrix"] = confusion_matrix(inputs.y_true, y_pred).tolist()
+    return report
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Multi-class ``[C, C]`` counts: row = reference class, column = predicted class.
+
+    Clips without a known reference class (an unknown label) are not counted.
+    """
+    t = np.asarray(y_true, bool)
+    p = np.asarray(y_pred, bool)
+    ok = t.any(axis=1) & p.any(axis=1)
+    c = t.shape[1]
+    cm = np.zeros((c, c), dtype=np.int64)
+    np.add.at(cm, (t[ok].argmax(axis=1), p[ok].argmax(axis=1)), 1)
+    return cm
 
 
 # (column header, metrics key) of the markdown table, per classification type
@@ -378,3 +395,207 @@ def split_name_from_path(pred_score: PathLike) -> str:
     """ESPnet's split name: the directory holding the score file (``cls_<set>``)."""
     parent = Path(pred_score).resolve().parent.name
     return parent or "-"
+
+
+# --------------------------------------------------------------------------- RESULTS.md
+
+
+def find_scored_sets(exp_dir: PathLike) -> list[tuple[str, Path]]:
+    """``[(set dir name, metrics.json)]`` for every ``exp_dir/*/scoring/metrics.json``, by name."""
+    exp = Path(exp_dir)
+    found = [(p.parent.parent.name, p) for p in exp.glob("*/scoring/metrics.json")]
+    return sorted(found, key=lambda x: x[0].encode())
+
+
+def _git_info(cwd: PathLike) -> tuple[str, str]:
+    import subprocess
+
+    try:
+        h = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        d = subprocess.run(["git", "log", "-1", "--format=%cd"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", "unknown"
+    if h.returncode != 0:
+        return "unknown", "unknown"
+    return h.stdout.strip() + (" (with local changes)" if dirty.stdout.strip() else ""), d.stdout.strip()
+
+
+def environment_block(exp_dir: PathLike, repo_dir: Optional[PathLike] = None) -> str:
+    """ESPnet-style ``## Environments`` list: date, versions, git hash, config name."""
+    import datetime
+    import platform
+
+    import espnet_cls
+
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:  # pragma: no cover
+        torch_version = "not installed"
+    repo = Path(repo_dir) if repo_dir is not None else Path(__file__).resolve().parents[1]
+    git_hash, git_date = _git_info(repo)
+    config_name = "-"
+    cfg_path = Path(exp_dir) / "config.yaml"
+    if cfg_path.is_file():
+        import yaml
+
+        try:
+            cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            cfg = {}
+        if isinstance(cfg, dict) and cfg.get("config"):
+            config_name = str(cfg["config"])
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%a %b %d %H:%M:%S UTC %Y")
+    return "\n".join(
+        [
+            "## Environments",
+            f"- date: `{now}`",
+            f"- python version: `{platform.python_version()}`",
+            f"- espnet_cls version: `espnet_cls {espnet_cls.__version__}`",
+            f"- pytorch version: `pytorch {torch_version}`",
+            f"- Git hash: `{git_hash}`",
+            f"  - Commit date: `{git_date}`",
+            f"- config: `{config_name}`",
+            f"- experiment: `{Path(exp_dir).resolve().name}`",
+            "",
+        ]
+    )
+
+
+def _note_lines(report: dict[str, Any]) -> list[str]:
+    m = report["metrics"]
+    notes = []
+    if report["scores"] != "all":
+        notes.append("- scores hold only the predicted classes (`output_all_probabilities=false`): no mAP/AUC/top-1")
+    if report["classification_type"] == M.MULTI_LABEL:
+        notes.append(
+            f"- top1_acc: the top-scored class is a label of the clip, over the {m.get('n_labelled_instances')} clips "
+            "with at least one label; subset_acc and F1 use the decisions of the "
+            f"{report.get('decisions', 'hypothesis text')}"
+        )
+    if m["n_classes_left_out"]:
+        left = report["left_out_classes"]
+        shown = ", ".join(left[:20]) + (", …" if len(left) > 20 else "")
+        notes.append(f"- {m['n_classes_left_out']} classes without a positive clip are left out of mAP/macro-F1: {shown}")
+    elif report.get("espnet_compat"):
+        notes.append("- ESPnet-compatible averaging: classes without positives count as 0")
+    if report.get("n_unknown_label_occurrences"):
+        unk = ", ".join(f"{k} ({v})" for k, v in list(report["unknown_labels"].items())[:20])
+        notes.append(f"- {report['n_unknown_label_occurrences']} reference labels not in the token list (dropped): {unk}")
+    return notes
+
+
+def plot_images(report: dict[str, Any], out_dir: PathLike) -> Optional[Path]:
+    """A confusion matrix (multi-class) or a per-class AP bar chart (multi-label) as PNG.
+
+    Returns the image path, or None when there is nothing to plot (no AP without scores).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    split = report["split"] or "set"
+    names = [r["class"] for r in report["per_class"]]
+    c = len(names)
+    if report["classification_type"] == M.MULTI_CLASS and "confusion_matrix" in report:
+        cm = np.asarray(report["confusion_matrix"], dtype=np.float64)
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        size = min(4 + 0.35 * c, 40)
+        fig, ax = plt.subplots(figsize=(size, size * 0.9))
+        im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the reference class")
+        if c <= 60:
+            ax.set_xticks(range(c), names, rotation=90, fontsize=7)
+            ax.set_yticks(range(c), names, fontsize=7)
+        if c <= 20:
+            for i in range(c):
+                for j in range(c):
+                    if cm[i, j]:
+                        ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                                color="white" if norm[i, j] > 0.5 else "black")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("reference")
+        ax.set_title(f"{split}: confusion matrix (acc {_fmt('acc', report['metrics']['acc'])} %)")
+        path = out / f"{split}_confusion_matrix.png"
+    else:
+        ap = np.array([np.nan if r["ap"] is None else r["ap"] for r in report["per_class"]], dtype=np.float64)
+        ok = ~np.isnan(ap)
+        if not ok.any():
+            return None
+        order = np.argsort(-ap[ok], kind="stable")
+        vals = ap[ok][order]
+        labels = [n for n, k in zip(names, ok) if k]
+        labels = [labels[i] for i in order]
+        fig, ax = plt.subplots(figsize=(min(4 + 0.25 * len(vals), 40), 4.5))
+        ax.bar(range(len(vals)), 100 * vals, color="tab:blue")
+        mean_ap = report["metrics"].get("mAP")
+        mean_ap = float(vals.mean()) if mean_ap is None else float(mean_ap)
+        ax.axhline(100 * mean_ap, color="tab:red", linestyle="--", label=f"mAP {100 * mean_ap:.2f}")
+        if len(vals) <= 80:
+            ax.set_xticks(range(len(vals)), labels, rotation=90, fontsize=7)
+        else:
+            ax.set_xlabel(f"{len(vals)} classes, by AP")
+        ax.set_ylabel("AP (%)")
+        ax.set_ylim(0, 100)
+        ax.legend()
+        ax.set_title(f"{split}: per-class average precision")
+        path = out / f"{split}_per_class_ap.png"
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def make_results(exp_dir: PathLike, images: bool = True, per_class: bool = True) -> str:
+    """Write ``exp_dir/RESULTS.md`` from every ``cls_<set>/scoring/metrics.json``; return its text.
+
+    Layout: an ESPnet-style header and environment block, one summary table per
+    classification type over all sets, then per set its table, notes (left-out classes,
+    unknown labels), an image (``images/<set>_confusion_matrix.png`` or
+    ``images/<set>_per_class_ap.png``) and the per-class table in a ``<details>`` block.
+    """
+    exp = Path(exp_dir).resolve()
+    if not exp.is_dir():
+        raise DataError("experiment directory not found", exp)
+    sets = find_scored_sets(exp)
+    if not sets:
+        raise DataError("no */scoring/metrics.json here: run stage 8 (score_cls.py -o …/scoring) first", exp)
+    reports = []
+    for name, path in sets:
+        try:
+            rep = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise DataError(f"cannot read: {e}", path) from None
+        rep["split"] = rep.get("split") or name
+        reports.append(rep)
+    lines = ["<!-- Generated by python -m espnet_cls.bin.make_results -->", "# RESULTS", environment_block(exp)]
+    lines.append(f"## {exp.name}")
+    for ctype in M.CLASSIFICATION_TYPES:
+        group = [r for r in reports if r["classification_type"] == ctype]
+        if group:
+            lines.append(format_markdown(group[0]).rstrip("\n"))
+            lines += [format_markdown(r, header=False).rstrip("\n") for r in group[1:]]
+            lines.append("")
+    for rep in reports:
+        lines.append(f"### {rep['split']}")
+        lines.append(format_markdown(rep).rstrip("\n"))
+        lines.append("")
+        notes = _note_lines(rep)
+        if notes:
+            lines += notes + [""]
+        if images:
+            img = plot_images(rep, exp / "images")
+            if img is not None:
+                lines += [f"![{rep['split']}](images/{img.name})", ""]
+        if per_class:
+            lines += ["<details><summary>per-class table</summary>", "", format_per_class_markdown(rep), "</details>", ""]
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    with atomic_write(exp / "RESULTS.md") as f:
+        f.write(text)
+    return text

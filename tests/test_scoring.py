@@ -137,3 +137,32 @@ def test_wrapper_script_error_is_one_line(ml_set, repo_root, shell_env):
     r = subprocess.run(cmd, capture_output=True, text=True, env=shell_env)
     assert r.returncode == 1
     assert "score:1:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_make_results_two_sets(tmp_path, ml_set):
+    from espnet_cls.bin import make_results
+
+    root, ref, hyp, sc, tok = ml_set
+    exp = tmp_path / "exp" / "cls_demo"
+    # multi-label set (the fixture), scored into exp/cls_demo/cls_test/scoring
+    (exp / "cls_test").mkdir(parents=True)
+    argv = ["-gtxt", str(ref), "-ptxt", str(hyp), "-pscore", str(sc), "-tok", str(tok)]
+    assert score_cls.main([*argv, "-o", str(exp / "cls_test" / "scoring")]) == 0
+    # a multi-class set
+    ref2 = _write(tmp_path / "ref2", ["v1 dog", "v2 cat", "v3 cat", "v4 bird"])
+    hyp2 = _write(tmp_path / "hyp2", ["v1 dog", "v2 dog", "v3 cat", "v4 bird"])
+    sc2 = _write(tmp_path / "sc2", ["v1 0.8 0.1 0.1", "v2 0.5 0.4 0.1", "v3 0.2 0.7 0.1", "v4 0.1 0.1 0.8"])
+    assert score_cls.main(["-gtxt", str(ref2), "-ptxt", str(hyp2), "-pscore", str(sc2), "-tok", str(tok),
+                           "-o", str(exp / "cls_valid" / "scoring"), "--split_name", "cls_valid"]) == 0
+    js = json.loads((exp / "cls_valid" / "scoring" / "metrics.json").read_text())
+    assert js["confusion_matrix"] == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
+    assert make_results.main([str(exp)]) == 0
+    text = (exp / "RESULTS.md").read_text()
+    assert "# RESULTS" in text and "## Environments" in text and "- pytorch version:" in text
+    assert "|cls_valid|75.00|" in text  # multi-class acc first
+    assert "### cls_test" in text and "### cls_valid" in text
+    assert "fish (1)" in text  # unknown label reported
+    assert (exp / "images" / "cls_valid_confusion_matrix.png").stat().st_size > 1000
+    assert (exp / "images" / "cls_test_per_class_ap.png").stat().st_size > 1000
+    with pytest.raises(DataError, match="no \\*/scoring/metrics.json"):
+        make_results.main([str(tmp_path)])
