@@ -308,7 +308,7 @@ class SgeBackend(Backend):
 
 
 def _sleep_schedule() -> float:
-    return float(os.environ.get("KALDI_QUEUE_POLL_MAX", "3"))
+    return float(os.environ.get("KALDI_QUEUE_POLL_MAX", "1"))
 
 
 def wait_for_tasks(
