@@ -75,7 +75,7 @@ CLASSIFICATION_TYPES = (MULTI_CLASS, MULTI_LABEL)
 
 ArrayLike = Union[np.ndarray, Sequence]
 
-# Elements per chunk when sorting class columns (bounds memory: ~10 float64 temporaries each).
+# Elements per chunk when sorting class columns (bounds the memory of the class-major copies).
 _CHUNK_ELEMS = 1 << 21
 
 
@@ -118,40 +118,34 @@ def _check(y_true: ArrayLike, y_score: Optional[ArrayLike] = None) -> tuple[np.n
 def _ranking_chunk(t: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """AP and AUC for a chunk in class-major layout: ``t`` bool ``[c, N]``, ``s`` ``[c, N]``.
 
-    One descending sort per class; a run of equal scores is one threshold (as sklearn's
-    ``_binary_clf_curve``). With ``tp`` the cumulative positives, for each clip we look up
-    the counts at the *end* of its tie group (precision there) and just before its
-    *start* (for the trapezoid):
+    A run of equal scores is one threshold (as sklearn's ``_binary_clf_curve``). Only the
+    positives are visited: for a positive of score ``v``, with ``ge_all`` / ``ge_pos`` the
+    number of clips / positives scoring ``>= v`` (binary search in the sorted column),
 
-    - AP  = sum over positives of precision at their group's end / n_pos
-    - AUC = sum over negatives of (tp before group + tp at group end) / 2 / (n_pos n_neg)
+    - AP  = mean over positives of ``ge_pos / ge_all`` (the precision at the end of ``v``'s
+      tie group, weighted by the recall step each positive makes);
+    - AUC = sum over positives of (negatives ``< v`` + ½ negatives ``== v``) / (n_pos n_neg).
     """
     c, n = s.shape
-    # the order inside a tie group does not matter (only group ends/starts are read)
-    order = np.argsort(-s, axis=1, kind="quicksort")
-    ss = np.take_along_axis(s, order, axis=1)
-    tt = np.take_along_axis(t, order, axis=1)
-    tp = np.cumsum(tt, axis=1, dtype=np.int64)
-    idx = np.broadcast_to(np.arange(n, dtype=np.int64), (c, n))
-    is_end = np.empty((c, n), dtype=bool)
-    np.not_equal(ss[:, :-1], ss[:, 1:], out=is_end[:, :-1])
-    is_end[:, -1] = True
-    # index of the last element of each element's tie group (backward running minimum)
-    end_idx = np.minimum.accumulate(np.where(is_end, idx, n)[:, ::-1], axis=1)[:, ::-1]
-    is_start = np.empty((c, n), dtype=bool)
-    is_start[:, 0] = True
-    is_start[:, 1:] = is_end[:, :-1]
-    start_idx = np.maximum.accumulate(np.where(is_start, idx, 0), axis=1)
-    tp_end = np.take_along_axis(tp, end_idx, axis=1)
-    tp_before = np.take_along_axis(tp - tt, start_idx, axis=1)
-    n_pos = tp[:, -1].astype(np.float64)
-    n_neg = n - n_pos
-    with np.errstate(divide="ignore", invalid="ignore"):
-        prec_end = tp_end / (end_idx + 1.0)
-        ap = np.where(tt, prec_end, 0.0).sum(axis=1) / n_pos
-        auc = np.where(tt, 0.0, tp_before + tp_end).sum(axis=1) / (2.0 * n_pos * n_neg)
-    ap[n_pos == 0] = np.nan
-    auc[(n_pos == 0) | (n_neg == 0)] = np.nan
+    sorted_all = np.sort(s, axis=1)  # one sort per class column (no argsort, no gather)
+    ap = np.full(c, np.nan)
+    auc = np.full(c, np.nan)
+    for k in range(c):
+        pos = np.sort(s[k][t[k]])
+        n_pos = len(pos)
+        if n_pos == 0:
+            continue
+        col = sorted_all[k]
+        lo_all = np.searchsorted(col, pos, "left")
+        hi_all = np.searchsorted(col, pos, "right")
+        lo_pos = np.searchsorted(pos, pos, "left")
+        hi_pos = np.searchsorted(pos, pos, "right")
+        ap[k] = float(np.mean((n_pos - lo_pos) / (n - lo_all)))
+        n_neg = n - n_pos
+        if n_neg:
+            below = (lo_all - lo_pos).sum(dtype=np.int64)
+            ties = ((hi_all - lo_all) - (hi_pos - lo_pos)).sum(dtype=np.int64)
+            auc[k] = (below + 0.5 * ties) / (float(n_pos) * n_neg)
     return ap, auc
 
 
