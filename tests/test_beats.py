@@ -128,7 +128,7 @@ def test_predictor_reported_and_strict_accounting(tmp_path, Enc, caplog):
     with pytest.raises(BeatsCheckpointError, match="not a BEATs checkpoint"):
         torch.save({"state": {}}, tmp_path / "x.pt")
         Enc(1, beats_ckpt_path=str(tmp_path / "x.pt"))
-    with pytest.raises(FileNotFoundError, match="docs/beats.md"):
+    with pytest.raises(BeatsCheckpointError, match="absent.pt: BEATs checkpoint not found.*docs/beats.md"):
         Enc(1, beats_ckpt_path=str(tmp_path / "absent.pt"))
 
 

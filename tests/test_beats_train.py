@@ -129,3 +129,31 @@ def test_fp32_cpu_determinism(ckpt):
     for k in grads_a:
         assert torch.equal(grads_a[k], grads_b[k]), k
     assert loss_c != loss_a  # the augmentation/dropout randomness follows the seed
+
+
+@pytest.mark.parametrize("name", ["beats_multiclass", "beats_multilabel"])
+def test_shipped_configs_build_and_step(repo_root, ckpt, name):
+    """conf/beats_*.yaml (with the tiny checkpoint) build, and one optimizer/scheduler step runs."""
+    import yaml
+
+    from espnet_cls.train.optim import build_optimizer, build_scheduler
+
+    config = yaml.safe_load((repo_root / "conf" / f"{name}.yaml").read_text())
+    assert config["encoder"] == "beats" and config["frontend"] == "none" and config["input_size"] == 1
+    config["encoder_conf"]["beats_ckpt_path"] = ckpt
+    config["token_list"] = TOKENS
+    torch.manual_seed(0)
+    model = build_model(config)
+    assert model.encoder.encoder.layer_wise_gradient_decay_ratio == config["encoder_conf"]["beats_config"]["layer_wise_gradient_decay_ratio"]
+    assert model.encoder.roll_augment and model.encoder.specaug is not None
+    opt = build_optimizer(model, config["optim"], config["optim_conf"])
+    sched = build_scheduler(opt, config["scheduler"], config["scheduler_conf"], total_steps=10)
+    x, n, y = _tone_set(4, seed=6)
+    model.train()
+    before = model.encoder.encoder.layers[0].fc1.weight.detach().clone()
+    loss, stats, _ = model(x, n, y[:, None], torch.ones(4, dtype=torch.long))
+    loss.backward()
+    opt.step()
+    sched.step_batch()
+    assert torch.isfinite(loss)
+    assert not torch.equal(before, model.encoder.encoder.layers[0].fc1.weight)

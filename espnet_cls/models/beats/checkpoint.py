@@ -17,6 +17,8 @@ from typing import Any, Dict, List, Mapping, Union
 import torch
 from torch import Tensor, nn
 
+from espnet_cls.fileio import DataError
+
 logger = logging.getLogger(__name__)
 
 _NEW_WN = re.compile(r"^(.*)\.parametrizations\.weight\.original([01])$")
@@ -24,8 +26,8 @@ _REL_ALIAS = re.compile(r"^encoder\.layers\.(\d+)\.self_attn\.relative_attention
 _REL_OWNER = "encoder.layers.0.self_attn.relative_attention_bias.weight"
 
 
-class BeatsCheckpointError(RuntimeError):
-    """A BEATs checkpoint is unreadable or does not match the model."""
+class BeatsCheckpointError(DataError):
+    """A BEATs checkpoint is absent, unreadable or does not match the model (``str()``: ``path: msg``)."""
 
 
 def read_beats_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
@@ -36,22 +38,23 @@ def read_beats_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"BEATs checkpoint not found: {path} (download it as docs/beats.md explains, or set "
-            "encoder_conf.beats_ckpt_path: null and give the architecture in beats_config)"
+        raise BeatsCheckpointError(
+            "BEATs checkpoint not found (encoder_conf.beats_ckpt_path): download it as docs/beats.md explains, "
+            "or set beats_ckpt_path: null and give the architecture in beats_config",
+            path,
         )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - report any unpickling failure with the path
-        raise BeatsCheckpointError(f"{path}: cannot read as a weights-only torch checkpoint: {exc}") from exc
+        raise BeatsCheckpointError(f"cannot read as a weights-only torch checkpoint: {exc}", path) from exc
     if not isinstance(ckpt, Mapping) or "model" not in ckpt:
-        raise BeatsCheckpointError(f"{path}: not a BEATs checkpoint (expected a dict with 'cfg' and 'model')")
+        raise BeatsCheckpointError("not a BEATs checkpoint (expected a dict with 'cfg' and 'model')", path)
     state = ckpt["model"]
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise BeatsCheckpointError(f"{path}: 'model' must be a state dict of tensors")
+        raise BeatsCheckpointError("'model' must be a state dict of tensors", path)
     cfg = ckpt.get("cfg") or {}
     if not isinstance(cfg, Mapping):
-        raise BeatsCheckpointError(f"{path}: 'cfg' must be a dict, got {type(cfg).__name__}")
+        raise BeatsCheckpointError(f"'cfg' must be a dict, got {type(cfg).__name__}", path)
     out: Dict[str, Any] = {"cfg": dict(cfg), "model": dict(state)}
     if "label_dict" in ckpt:
         out["label_dict"] = ckpt["label_dict"]
@@ -156,11 +159,11 @@ def load_beats_state_dict(
     if report.shape_mismatch:
         problems.append(f"shape mismatch: {report.shape_mismatch}")
     if problems:
-        msg = f"{source}: BEATs weights do not match the model ({'; '.join(problems)})"
+        msg = f"BEATs weights do not match the model ({'; '.join(problems)})"
         if strict:
-            logger.error(msg)
-            raise BeatsCheckpointError(msg + " — set encoder_conf.strict_ckpt_loading: false to load anyway")
-        logger.warning(msg)
+            logger.error("%s: %s", source, msg)
+            raise BeatsCheckpointError(msg + " — set encoder_conf.strict_ckpt_loading: false to load anyway", source)
+        logger.warning("%s: %s", source, msg)
     with torch.no_grad():
         for key, value in to_load.items():
             _assign(module, key, value)
