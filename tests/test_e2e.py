@@ -1,0 +1,209 @@
+"""End to end: run.sh / run_multilabel.sh through every stage on tiny data, in a fresh copy of the repo.
+
+The copy shares the project's venv (ESPNET_CLS_VENV), so tools/install.sh finds it up to date.
+Stage 10 runs against a local stand-in for the Hugging Face Hub (see tests/hub_standin.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "dump", "exp", "__pycache__", ".pytest_cache", ".ruff_cache",
+                                "*.egg-info", "downloads")
+SMALL = ["--nj", "2", "--inference_nj", "2", "--ngpu", "0", "--cls_args", "--max_epoch 3"]
+
+
+def fresh_copy(repo_root: Path, dest: Path) -> Path:
+    shutil.copytree(repo_root, dest, ignore=IGNORE, symlinks=True)
+    return dest
+
+
+def recipe_env() -> dict:
+    env = dict(os.environ)
+    env["ESPNET_CLS_VENV"] = str(Path(sys.executable).resolve().parents[1]) if (
+        Path(sys.executable).parent / "activate").exists() else env.get("ESPNET_CLS_VENV", "")
+    if not env["ESPNET_CLS_VENV"]:
+        env["ESPNET_CLS_SKIP_INSTALL"] = "true"
+    env["HF_HUB_OFFLINE"] = "1"
+    env["OMP_NUM_THREADS"] = "1"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, cwd=cwd, env=recipe_env(), capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        tail = (r.stdout + r.stderr)[-6000:]
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(cwd.glob("**/*.log"))[-4:])
+        pytest.fail(f"{' '.join(cmd)} failed ({r.returncode}):\n{tail}\n{logs}")
+    return r
+
+
+def kv(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        k, _, v = line.partition(" ")
+        out[k] = v
+    return out
+
+
+def check_sorted(path: Path) -> None:
+    keys = [line.split(maxsplit=1)[0] for line in path.read_text().splitlines()]
+    assert keys == sorted(keys, key=str.encode), f"{path} is not sorted"
+
+
+def check_layout(d: Path, multilabel: bool) -> dict:
+    """Every artifact of SPEC.md's layout, with content checks. Returns the test metrics."""
+    for s in ["train", "valid", "test"]:
+        for f in ["wav.scp", "text", "utt2spk", "spk2utt"]:
+            assert (d / "data" / s / f).is_file(), f"data/{s}/{f}"
+        dump = d / "dump" / s
+        for f in ["wav.scp", "text", "utt2spk", "spk2utt", "utt2num_samples"]:
+            assert (dump / f).is_file(), f"dump/{s}/{f}"
+            check_sorted(dump / f)
+        assert (dump / "feats_type").read_text().strip() == "raw"
+        scp = kv(dump / "wav.scp")
+        n = kv(dump / "utt2num_samples")
+        assert scp.keys() == n.keys()
+        # every dumped file is mono 16 kHz flac with the recorded length
+        for utt, path in list(scp.items())[:5]:
+            p = Path(path) if Path(path).is_absolute() else d / path
+            info = sf.info(str(p))
+            assert info.samplerate == 16000 and info.channels == 1 and p.suffix == ".flac"
+            assert info.frames == int(n[utt])
+
+    tokens = (d / "data" / "token_list").read_text().split("\n")[:-1]
+    assert tokens[-2:] == ["<blank>", "<unk>"]
+    classes = tokens[:-2]
+    assert len(classes) >= 3 and len(set(classes)) == len(classes)
+
+    stats = d / "exp" / "cls_stats_16k"
+    for s in ["train", "valid"]:
+        for f in ["speech_shape", "label_shape"]:
+            assert (stats / s / f).is_file(), f"{s}/{f}"
+    st = np.load(stats / "train" / "feats_stats.npz")
+    assert float(st["count"]) > 0 and st["sum"].shape == st["sum_square"].shape
+
+    exps = [p for p in (d / "exp").glob("cls_*") if p.name != "cls_stats_16k"]
+    assert len(exps) == 1, exps
+    exp = exps[0]
+    for f in ["config.yaml", "train.log", "checkpoint.pth", "valid.acc.best.pth", "RESULTS.md"]:
+        assert (exp / f).exists(), f
+    assert any(exp.glob("*epoch.pth"))
+    assert any((exp / "images").glob("*.png"))
+
+    metrics = {}
+    for s in ["valid", "test"]:
+        cdir = exp / f"cls_{s}"
+        text, score = cdir / "text", cdir / "score"
+        check_sorted(text)
+        check_sorted(score)
+        ref = kv(d / "dump" / s / "text")
+        hyp = kv(text)
+        assert hyp.keys() == ref.keys()
+        for line in score.read_text().splitlines():
+            vals = np.array(line.split()[1:], dtype=float)
+            assert len(vals) == len(classes)
+            assert np.all((vals >= 0) & (vals <= 1))
+            if not multilabel:
+                assert abs(vals.sum() - 1) < 1e-3
+        for utt, labels in hyp.items():
+            for lab in labels.split():
+                assert lab in classes
+            if not multilabel:
+                assert len(labels.split()) == 1
+        assert (cdir / "scoring" / "metrics").is_file()
+        metrics[s] = json.loads((cdir / "scoring" / "metrics.json").read_text())
+        assert f"cls_{s}" in (exp / "RESULTS.md").read_text() or s in (exp / "RESULTS.md").read_text()
+
+    zips = list(exp.glob("*.zip"))
+    assert len(zips) == 1 and zips[0].name == f"{exp.name}_valid.acc.best.zip"
+    names = set(zipfile.ZipFile(zips[0]).namelist())
+    for f in ["meta.yaml", "config.yaml", "model.safetensors", "token_list", "RESULTS.md"]:
+        assert any(n.endswith(f) for n in names), f"{f} not in the packed model"
+    return metrics
+
+
+def test_run_sh_all_stages_multiclass(repo_root, tmp_path):
+    d = fresh_copy(repo_root, tmp_path / "r")
+    r = run(["./run.sh", *SMALL, "--local_data_opts", "--corpus instruments --size small"], d)
+    assert "RESULTS" in r.stdout or "|" in r.stdout
+    m = check_layout(d, multilabel=False)
+    # a few epochs on the small set: clearly above chance (1 / n_classes)
+    n_classes = len((d / "data" / "token_list").read_text().split()) - 2
+    acc = m["test"].get("accuracy", m["test"].get("acc"))
+    assert acc is not None and acc > 1.5 / n_classes, m["test"]
+
+    # re-running a finished stage is safe and gives the same predictions
+    before = (d / "exp" / "cls_train_cnn" / "cls_test" / "score").read_text()
+    run(["./run.sh", *SMALL, "--local_data_opts", "--corpus instruments --size small",
+         "--stage", "7", "--stop_stage", "8"], d)
+    assert (d / "exp" / "cls_train_cnn" / "cls_test" / "score").read_text() == before
+
+
+def test_run_multilabel_all_stages(repo_root, tmp_path):
+    d = fresh_copy(repo_root, tmp_path / "r")
+    run(["./run_multilabel.sh", *SMALL, "--local_data_opts", "--corpus instruments_mix --size small"], d)
+    m = check_layout(d, multilabel=True)
+    assert "mAP" in m["test"], m["test"]
+    assert 0.0 <= m["test"]["mAP"] <= 1.0
+
+
+def _kill_when(cmd: list[str], cwd: Path, ready, timeout: float = 600) -> None:
+    """Start cmd in its own process group; SIGKILL the whole group as soon as ready() is true."""
+    p = subprocess.Popen(cmd, cwd=cwd, env=recipe_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    t0 = time.time()
+    try:
+        while time.time() - t0 < timeout:
+            if ready():
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                return
+            if p.poll() is not None:
+                pytest.fail(f"{cmd} finished before it could be killed (rc={p.returncode})")
+            time.sleep(0.05)
+        pytest.fail("timed out waiting to kill")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+@pytest.mark.slow
+def test_kill_and_resume_stages_2_and_6(repo_root, tmp_path):
+    """Killing run.sh in stage 2 or 6 and re-running from that stage ends as an uninterrupted run."""
+    opts = [*SMALL, "--local_data_opts", "--corpus instruments --size small"]
+    ref = fresh_copy(repo_root, tmp_path / "ref")
+    run(["./run.sh", *opts, "--stop_stage", "8"], ref)
+
+    d = fresh_copy(repo_root, tmp_path / "k")
+    run(["./run.sh", *opts, "--stop_stage", "1"], d)
+    # stage 2: kill once some dumped audio exists
+    _kill_when(["./run.sh", *opts, "--stage", "2", "--stop_stage", "2"], d,
+               lambda: len(list((d / "dump").glob("*/data/format.*/*.flac"))) >= 3)
+    run(["./run.sh", *opts, "--stage", "2", "--stop_stage", "5"], d)
+    for s in ["train", "valid", "test"]:
+        assert kv(d / "dump" / s / "utt2num_samples") == kv(ref / "dump" / s / "utt2num_samples")
+    # stage 6: kill after the first epoch's checkpoint
+    exp = d / "exp" / "cls_train_cnn"
+    _kill_when(["./run.sh", *opts, "--stage", "6", "--stop_stage", "6"], d, lambda: (exp / "checkpoint.pth").exists())
+    run(["./run.sh", *opts, "--stage", "6", "--stop_stage", "8"], d)
+    a = kv(ref / "exp" / "cls_train_cnn" / "cls_test" / "score")
+    b = kv(exp / "cls_test" / "score")
+    assert a.keys() == b.keys() and len(a) > 0
+    for utt in a:
+        np.testing.assert_allclose(np.array(a[utt].split(), dtype=float), np.array(b[utt].split(), dtype=float),
+                                   atol=1e-5, err_msg=utt)
