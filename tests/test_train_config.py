@@ -72,3 +72,21 @@ def test_parse_conf_value_errors():
     with pytest.raises(argparse.ArgumentTypeError):
         parse_conf_value("[1, 2]", {})
     assert parse_conf_value("a=1,b=x", {"c": 1}) == {"c": 1, "a": 1, "b": "x"}
+
+
+@pytest.mark.parametrize("name", ["train_cnn", "train_cnn_multilabel", "train_transformer", "train_conformer"])
+def test_shipped_configs_resolve_and_build(name, repo_root, tmp_path):
+    import torch
+
+    from espnet_cls.tasks.cls import build_model
+
+    tl = tmp_path / "tokens"
+    tl.write_text("a\nb\nc\n<blank>\n<unk>\n")
+    c = resolve_config(["--config", str(repo_root / "conf" / f"{name}.yaml"), "--token_list", str(tl),
+                        "--frontend_conf", "fs=16k", "--normalize", "utterance_mvn"])
+    model = build_model(c)
+    assert model.classification_type == ("multi-label" if "multilabel" in name else "multi-class")
+    model.eval()
+    with torch.no_grad():
+        p = model.predict_proba(torch.randn(2, 8000), torch.tensor([8000, 6000]))
+    assert p.shape == (2, 3)
