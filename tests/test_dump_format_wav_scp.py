@@ -357,14 +357,22 @@ def test_bad_segment(case, tmp_path, repo_root, shell_env):
     assert read_kv(work / "dump/sg/utt2num_samples") == {"s1": "16000", "s2": "16000"}  # s2 truncated at 2.0 s
 
 
-def test_malformed_segments_file(tmp_path):
-    from espnet_cls.bin.format_wav_scp import main
-
-    (tmp_path / "wav.scp").write_text("rec x.wav\n")
-    (tmp_path / "segments").write_text("s1 rec 0 1\ns2 rec zero 1\n")
-    with pytest.raises(Exception) as ei:
-        main(["--fs", "16k", "--segments", str(tmp_path / "segments"), str(tmp_path / "wav.scp"), str(tmp_path / "out")])
-    assert f"{tmp_path / 'segments'}:2: start/end are not numbers" in str(ei.value)
+def test_malformed_segments_file(tmp_path, repo_root, shell_env):
+    """A malformed input file fails every job the same way: reported once, with file and line."""
+    sf.write(tmp_path / "rec.wav", sine(440, 16000, 2.0), 16000, subtype="PCM_16")
+    (tmp_path / "data/m").mkdir(parents=True)
+    (tmp_path / "data/m/wav.scp").write_text(f"rec {tmp_path / 'rec.wav'}\n")
+    (tmp_path / "data/m/segments").write_text("s1 rec 0 1\ns2 rec zero 1\n")
+    p = run_script(
+        ["--nj", "2", "--cmd", "run.pl", "--fs", "16k", "--segments", "data/m/segments", "data/m/wav.scp", "dump/m"],
+        tmp_path,
+        shell_env,
+        repo_root,
+    )
+    assert p.returncode != 0
+    err_lines = [ln for ln in p.stderr.splitlines() if ln.startswith("ERROR: ")]
+    assert err_lines == ["ERROR: data/m/segments:2: start/end are not numbers: 'zero' '1'"], p.stderr
+    assert not (tmp_path / "dump/m/wav.scp").exists()
 
 
 # ---- the library API (also used by the Python Classifier) ----

@@ -157,8 +157,27 @@ if ! ${cmd} "JOB=1:${nj}" "${logdir}/format_wav_scp.JOB.log" \
             echo "... and $((nerr - 20)) more" >&2
         fi
     fi
-    echo "$0: ERROR: ${nerr} bad utterance(s) in set ${set_name}; ${dir}/wav.scp not written." \
-        "Logs: ${logdir}/format_wav_scp.*.log" >&2
+    if [ "${nerr}" -eq 0 ]; then
+        # not a bad utterance: a malformed input file (the same line from every job) or a crash
+        other=$(grep -h "ERROR: " "${logdir}"/format_wav_scp.*.log 2> /dev/null | grep -v "utterance(s) failed" \
+            | sed 's/^.*ERROR: /ERROR: /' | LC_ALL=C sort -u || true)
+        if [ -n "${other}" ]; then
+            printf '%s\n' "${other}" | head -n 20 >&2
+        else
+            for f in "${logdir}"/format_wav_scp.*.log; do
+                if grep -q "^# Ended (code [1-9]" "${f}" 2> /dev/null; then
+                    echo "--- tail of ${f}:" >&2
+                    grep -v "^#" "${f}" | tail -n 5 >&2
+                fi
+            done
+        fi
+    fi
+    if [ "${nerr}" -gt 0 ]; then
+        what="${nerr} bad utterance(s) in set ${set_name}"
+    else
+        what="failed for set ${set_name}"
+    fi
+    echo "$0: ERROR: ${what}; ${dir}/wav.scp not written. Logs: ${logdir}/format_wav_scp.*.log" >&2
     exit 1
 fi
 
