@@ -171,7 +171,9 @@ def ref_forward(state: Dict[str, torch.Tensor], cfg: Dict, wav: torch.Tensor, nu
     scaling = hd**-0.5
     alpha = 32
     nb, md = cfg["num_buckets"], cfg["max_distance"]
-    buckets = torch.tensor([[ref_bucket(j - i, nb, md) for j in range(t)] for i in range(t)])
+    table = torch.tensor([ref_bucket(r, nb, md) for r in range(-(t - 1), t)])  # offset r at index r + t - 1
+    offsets = torch.arange(t)[None, :] - torch.arange(t)[:, None]  # key - query
+    buckets = table[offsets + t - 1]
     pos_bias = sd["encoder.layers.0.self_attn.relative_attention_bias.weight"][buckets].permute(2, 0, 1)  # [H, T, T]
     dn_alpha = math.pow(2 * cfg["encoder_layers"], 0.25) if cfg["deep_norm"] else 1.0
     n = cfg["encoder_layers"] if num_layers is None else num_layers
