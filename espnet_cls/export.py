@@ -1,0 +1,254 @@
+"""Export a trained model to ONNX or TorchScript, waveform in, probabilities out.
+
+The exported graph is the whole model, log-mel frontend included::
+
+    inputs:  speech [B, T] float32 (mono, at the model's sample rate, zero-padded)
+             speech_lengths [B] int64 (valid samples of each clip)
+    outputs: probs [B, n_classes] (softmax for multi-class, sigmoid for multi-label)
+             logits [B, n_classes]
+
+ONNX goes through ``torch.onnx.export(dynamo=True)`` with dynamic batch and time axes
+(the STFT becomes ONNX ``DFT``); the file's ``metadata_props`` hold ``classes`` (JSON),
+``sample_rate``, ``classification_type`` and ``espnet_cls_version``. TorchScript is a
+``torch.jit.trace`` of the same wrapper; its ``classes`` etc. are in the archive's
+``extra_files`` (``meta.json``).
+
+Two details make one graph valid for every input length:
+
+* :class:`ExportWrapper` skips the model's "trim the batch to its longest clip" step
+  (a data-dependent shape that cannot be exported); masks make it unnecessary.
+* It appends ``pad_samples`` zeros to every batch, so the encoders' branches for very
+  short inputs (which pad too) are never needed; since every stage masks padded frames,
+  the scores do not change (the model's padding-invariance contract, checked by
+  :func:`check_export` and the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from espnet_cls.fileio import DataError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+FORMATS = ("onnx", "torchscript")
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def default_pad_samples(model: nn.Module, sample_rate: int) -> int:
+    """Zeros appended to each batch so that no encoder takes its short-input branch.
+
+    Enough frames for the CNN's total pooling (``encoder.subsampling``) and the conv2d
+    input layer (7 frames), plus one; falls back to half a second without a frontend.
+    """
+    fe = getattr(model, "frontend", None)
+    hop = getattr(fe, "hop_length", None)
+    if not hop:
+        return int(sample_rate) // 2
+    frames = max(int(getattr(model.encoder, "subsampling", 1)), 7) + 1
+    return int(frames * hop)
+
+
+class ExportWrapper(nn.Module):
+    """``(speech [B, T], speech_lengths [B]) -> (probs, logits)`` of a CLSModel, export-friendly."""
+
+    def __init__(self, model: nn.Module, pad_samples: int = 0):
+        super().__init__()
+        self.model = model.eval()
+        self.pad_samples = int(pad_samples)
+
+    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from espnet_cls.models.utils import make_pad_mask
+
+        m = self.model
+        speech = speech.float()
+        if self.pad_samples > 0:
+            speech = F.pad(speech, (0, self.pad_samples))
+        speech = speech.masked_fill(make_pad_mask(speech_lengths, speech.size(1)), 0.0)
+        if m.frontend is None:
+            feats, lens = speech.unsqueeze(-1), speech_lengths
+        else:
+            feats, lens = m.frontend(speech, speech_lengths)
+        if m.normalize is not None:
+            feats, lens = m.normalize(feats, lens)
+        hs, hlens = m.encoder(feats, lens)
+        logits = m.decoder(hs, hlens)
+        return m.logits_to_proba(logits), logits
+
+
+def _metadata(model: nn.Module, sample_rate: int, pad_samples: int) -> dict[str, str]:
+    import espnet_cls
+
+    return {
+        "classes": json.dumps(list(model.token_list[: model.n_classes])),
+        "sample_rate": str(int(sample_rate)),
+        "classification_type": model.classification_type,
+        "pad_samples": str(int(pad_samples)),
+        "inputs": "speech [B, T] float32 mono at sample_rate; speech_lengths [B] int64",
+        "outputs": "probs [B, n_classes]; logits [B, n_classes]",
+        "espnet_cls_version": espnet_cls.__version__,
+    }
+
+
+def _example(sample_rate: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    n = int(sample_rate)
+    x = torch.randn(2, n, generator=g) * 0.1
+    return x, torch.tensor([n, (2 * n) // 3], dtype=torch.long)
+
+
+def export_onnx(model: nn.Module, output: PathLike, sample_rate: int, opset: Optional[int] = None) -> Path:
+    """Write ``output`` (.onnx) for ``model`` (a CLSModel); atomic. Returns the path."""
+    import onnx
+
+    output = Path(output)
+    pad = default_pad_samples(model, sample_rate)
+    wrapper = ExportWrapper(model, pad).eval()
+    example = _example(sample_rate)
+    batch = torch.export.Dim("batch", min=1)
+    samples = torch.export.Dim("samples", min=1)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export.", dir=output.parent) as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        try:
+            with torch.no_grad():
+                torch.onnx.export(
+                    wrapper,
+                    example,
+                    str(raw),
+                    dynamo=True,
+                    external_data=False,
+                    opset_version=opset,
+                    input_names=["speech", "speech_lengths"],
+                    output_names=["probs", "logits"],
+                    dynamic_shapes={"speech": {0: batch, 1: samples}, "speech_lengths": {0: batch}},
+                    verbose=False,
+                )
+        except Exception as e:
+            raise RuntimeError(f"ONNX export failed: {type(e).__name__}: {str(e).strip().splitlines()[0]}") from e
+        proto = onnx.load(str(raw))
+        for k, v in _metadata(model, sample_rate, pad).items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        final = Path(tmp) / "final.onnx"
+        onnx.save(proto, str(final))
+        os.replace(final, output)
+    logger.info("wrote %s (%.1f MB)", output, output.stat().st_size / 1e6)
+    return output
+
+
+def export_torchscript(model: nn.Module, output: PathLike, sample_rate: int) -> Path:
+    """Write ``output`` (TorchScript, ``torch.jit.load``-able) for ``model``; atomic."""
+    import warnings
+
+    output = Path(output)
+    pad = default_pad_samples(model, sample_rate)
+    wrapper = ExportWrapper(model, pad).eval()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings for the short-input branches, made moot by pad_samples
+        traced = torch.jit.trace(wrapper, _example(sample_rate), check_trace=False)
+    with tempfile.TemporaryDirectory(prefix=".export.", dir=output.parent) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in favour of torch.export
+        tmp_out = Path(tmp) / "model.pt"
+        torch.jit.save(traced, str(tmp_out), _extra_files={"meta.json": json.dumps(_metadata(model, sample_rate, pad))})
+        os.replace(tmp_out, output)
+    logger.info("wrote %s (%.1f MB)", output, output.stat().st_size / 1e6)
+    return output
+
+
+def run_exported(path: PathLike, speech: np.ndarray, speech_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(probs, logits)`` from an exported file (ONNX via onnxruntime, else TorchScript)."""
+    path = str(path)
+    speech = np.ascontiguousarray(speech, dtype=np.float32)
+    speech_lengths = np.ascontiguousarray(speech_lengths, dtype=np.int64)
+    if path.endswith(".onnx"):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        probs, logits = sess.run(["probs", "logits"], {"speech": speech, "speech_lengths": speech_lengths})
+        return probs, logits
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        mod = torch.jit.load(path, map_location="cpu")
+    with torch.no_grad():
+        probs, logits = mod(torch.from_numpy(speech), torch.from_numpy(speech_lengths))
+    return probs.numpy(), logits.numpy()
+
+
+def check_export(model: nn.Module, path: PathLike, sample_rate: int, atol: float = 1e-4) -> float:
+    """Max |difference| of probs and logits between ``path`` and PyTorch on a batch of
+    clips of different lengths (0.05 s to 1.5 s), each scored alone by PyTorch.
+
+    Raises RuntimeError when it exceeds ``atol``.
+    """
+    g = torch.Generator().manual_seed(1)
+    lens = [int(sample_rate * s) for s in (1.5, 0.05, 0.7)]
+    batch = torch.zeros(len(lens), max(lens))
+    for i, n in enumerate(lens):
+        batch[i, :n] = torch.randn(n, generator=g) * 0.1
+    lengths = torch.tensor(lens, dtype=torch.long)
+    with torch.no_grad():
+        ref_logits = torch.cat([model.forward_logits(batch[i : i + 1, :n], lengths[i : i + 1]) for i, n in enumerate(lens)])
+        ref_probs = model.logits_to_proba(ref_logits)
+    probs, logits = run_exported(path, batch.numpy(), lengths.numpy())
+    diff = float(max(np.abs(probs - ref_probs.numpy()).max(), np.abs(logits - ref_logits.numpy()).max()))
+    if not diff <= atol:
+        raise RuntimeError(f"exported model differs from PyTorch by {diff:.3g} (> {atol})")
+    return diff
+
+
+def default_output(source: str, fmt: str) -> Path:
+    """``X.zip`` -> ``X.onnx``; folder -> ``<folder>/model.onnx``; ``user/name`` -> ``./name.onnx``."""
+    suffix = SUFFIX[fmt]
+    if os.path.isfile(source):
+        return Path(source).with_suffix(suffix)
+    if os.path.isdir(source):
+        return Path(source) / f"model{suffix}"
+    return Path(source.rstrip("/").split("/")[-1] + suffix)
+
+
+def export(
+    source: PathLike,
+    fmt: str = "onnx",
+    output: Optional[PathLike] = None,
+    model_file: Optional[PathLike] = None,
+    check: bool = True,
+    opset: Optional[int] = None,
+) -> dict[str, Any]:
+    """Load ``source`` (as :meth:`Classifier.from_pretrained` does) and export it.
+
+    Returns ``{"output": path, "max_abs_diff": float or None}``; with ``check`` the file
+    is run (onnxruntime / TorchScript) against PyTorch (:func:`check_export`).
+    """
+    from espnet_cls.classifier import Classifier
+
+    if fmt not in FORMATS:
+        raise DataError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    clf = Classifier.from_pretrained(source, model_file=model_file)
+    out = Path(output) if output else default_output(str(source), fmt)
+    model = clf.model.cpu().eval()
+    if fmt == "onnx":
+        export_onnx(model, out, clf.sample_rate, opset=opset)
+    else:
+        export_torchscript(model, out, clf.sample_rate)
+    diff = check_export(model, out, clf.sample_rate) if check else None
+    if diff is not None:
+        logger.info("check: max |exported - PyTorch| = %.3g on clips of 0.05-1.5 s", diff)
+    return {"output": str(out), "max_abs_diff": diff}
