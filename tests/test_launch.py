@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from espnet_cls.bin.launch import build_command, first_host, slurm_task_env
+from espnet_cls.kaldi.cluster import slurm_cluster_usable
 
 ALLREDUCE = """
 import os, sys
@@ -95,7 +96,7 @@ def test_local_failing_rank_fails_the_job(tmp_path, shell_env):
 
 @pytest.mark.slurm
 def test_slurm_two_tasks_allreduce(tmp_path, shell_env, repo_root):
-    if shutil.which("sinfo") is None or subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
+    if not slurm_cluster_usable():
         pytest.skip("no Slurm cluster (tools/slurm_local.sh up)")
     (tmp_path / "path.sh").write_text(f". {repo_root}/path.sh\n")
     (tmp_path / "conf").mkdir()

@@ -9,19 +9,14 @@ import time
 
 import pytest
 
+from espnet_cls.kaldi.cluster import slurm_cluster_usable
+
 pytestmark = pytest.mark.slurm
-
-
-def _cluster_up() -> bool:
-    if shutil.which("sinfo") is None:
-        return False
-    p = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
-    return p.returncode == 0 and any(s in p.stdout for s in ("idle", "mixed", "allocated"))
 
 
 @pytest.fixture(scope="module", autouse=True)
 def need_cluster():
-    if not _cluster_up():
+    if not slurm_cluster_usable():
         pytest.skip("no usable Slurm cluster (tools/slurm_local.sh up)")
 
 

@@ -33,9 +33,11 @@ is assumed), at most ``--max-jobs-run`` at once (default: all).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -406,6 +408,18 @@ def run_batch(backend: Backend, argv: Sequence[str]) -> int:
             os.remove(f"{sync_prefix}.{t}")
     report_failures(req, failed)
     return 1 if failed else 0
+
+
+@functools.lru_cache(maxsize=1)
+def slurm_cluster_usable() -> bool:
+    """True when ``sinfo`` exists and shows a node that can run jobs (idle/mixed/allocated); cached."""
+    if shutil.which("sinfo") is None:
+        return False
+    try:
+        p = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return p.returncode == 0 and any(s in p.stdout for s in ("idle", "mixed", "allocated"))
 
 
 def read_machines(path: str = ".queue/machines") -> List[str]:
