@@ -100,12 +100,16 @@ class LocalRunner:
             return skip
         if self._stopping:
             return 1
-        ensure_parent(logfile)
         extra = []
         if self.gpus > 0:
             extra.append(f"Note: {req.prog} ignores --gpu {self.gpus}: the job runs on this host as it is")
-        with open(logfile, "w", encoding="utf-8") as f:
-            f.write(log_header(cmd, extra))
+        try:
+            ensure_parent(logfile)
+            with open(logfile, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(log_header(cmd, extra))
+        except OSError as e:
+            print(f"{req.prog}: Error opening log file {logfile}: {e.strerror}", file=sys.stderr)
+            return 1
         t0 = int(time.time())
         with open(logfile, "ab") as f:
             proc = subprocess.Popen(
@@ -131,7 +135,7 @@ class LocalRunner:
             with self._lock:
                 self._procs.discard(proc)
         elapsed = int(time.time()) - t0
-        with open(logfile, "a", encoding="utf-8") as f:
+        with open(logfile, "a", encoding="utf-8", errors="surrogateescape") as f:
             f.write(log_footer(rc, elapsed, self.threads))
         return rc
 
