@@ -71,7 +71,7 @@ def load_inference_model(
 
     Either ``train_config`` (+ ``model_file``, a ``.pth`` state_dict or ``.safetensors``),
     or ``packed_model`` (a stage-9 ``.zip``, unpacked with :func:`espnet_cls.pack.unpack`
-    into ``unpack_dir`` or a temporary folder).
+    into ``unpack_dir``, or into a temporary folder removed once the model is loaded).
     """
     from espnet_cls.tasks.cls import load_model
 
@@ -80,14 +80,15 @@ def load_inference_model(
             from espnet_cls import pack
         except ImportError:  # pragma: no cover - pack is part of the package
             raise DataError("cannot load a packed model: espnet_cls.pack is missing", packed_model) from None
-        outdir = str(unpack_dir) if unpack_dir is not None else tempfile.mkdtemp(prefix="espnet_cls_model_")
-        pack.unpack(packed_model, outdir)
-        config, _meta = pack.load_packed_config(outdir)
-        weights = Path(outdir) / pack.WEIGHTS
-        try:
-            return load_model(config, weights, device=device)
-        except (ValueError, RuntimeError, KeyError) as e:
-            raise DataError(f"cannot load the packed model: {e}", packed_model) from None
+        with tempfile.TemporaryDirectory(prefix="espnet_cls_model_") as tmp:
+            outdir = str(unpack_dir) if unpack_dir is not None else tmp
+            pack.unpack(packed_model, outdir)
+            config, _meta = pack.load_packed_config(outdir)
+            weights = Path(outdir) / pack.WEIGHTS
+            try:  # everything is read into memory here, so the temporary folder may go
+                return load_model(config, weights, device=device)
+            except (ValueError, RuntimeError, KeyError) as e:
+                raise DataError(f"cannot load the packed model: {e}", packed_model) from None
     if train_config is None:
         raise DataError("need --classification_train_config (with --classification_model_file) or --model_file")
     if model_file is not None and not os.path.isfile(model_file):

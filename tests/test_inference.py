@@ -170,3 +170,25 @@ def test_cli_error_is_one_line(exp, repo_root, shell_env):
     cmd[cmd.index("--classification_model_file") + 1] = str(root / "missing.pth")
     r = subprocess.run(cmd, capture_output=True, text=True, env=shell_env, cwd=repo_root)
     assert r.returncode == 1 and "model file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_packed_model_and_scoring_of_outputs(exp):
+    from espnet_cls import pack
+    from espnet_cls.bin import score_cls
+
+    root, d, e = exp
+    zip_path = e / "cls_exp_valid.acc.best.zip"
+    pack.pack(e / "config.yaml", e / "valid.acc.best.pth", zip_path)
+    out_a, out_b = root / "a", root / "b"
+    assert cls_inference.main(_argv(d, e, out_a, "--output_all_probabilities", "true")) == 0
+    argv = ["--data_path_and_name_and_type", f"{d}/wav.scp,speech,sound", "--model_file", str(zip_path),
+            "--output_dir", str(out_b), "--num_workers", "0", "--output_all_probabilities", "true"]
+    assert cls_inference.main(argv) == 0
+    assert (out_a / "prediction" / "score").read_text() == (out_b / "prediction" / "score").read_text()
+    # the stage-8 scorer reads what stage 7 wrote
+    (root / "token_list").write_text("\n".join(TOKENS) + "\n")
+    (root / "ref").write_text("utt0 dog\nutt1 cat bird\nutt2 <blank>\nutt3 bird\nutt4 dog cat\n")
+    pred = out_a / "prediction"
+    assert score_cls.main(["-gtxt", str(root / "ref"), "-ptxt", str(pred / "text"), "-pscore", str(pred / "score"),
+                           "-tok", str(root / "token_list"), "-o", str(root / "scoring")]) == 0
+    assert (root / "scoring" / "metrics").read_text().startswith("|Split|mAP|")
