@@ -92,6 +92,24 @@ class ScoringInputs:
     files: dict[str, str] = field(default_factory=dict)
 
 
+def classification_type_of_config(config_path: PathLike) -> str:
+    """``model_conf.classification_type`` of a training config (ESPnet's default: multi-class)."""
+    import yaml
+
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            cfg = yaml.safe_load(f)
+    except OSError as e:
+        raise DataError(f"cannot open: {e.strerror}", config_path) from None
+    except yaml.YAMLError as e:
+        raise DataError(f"not valid yaml: {e}", config_path) from None
+    mconf = (cfg or {}).get("model_conf") or {} if isinstance(cfg, dict) else {}
+    ctype = mconf.get("classification_type", M.MULTI_CLASS) if isinstance(mconf, dict) else M.MULTI_CLASS
+    if ctype not in M.CLASSIFICATION_TYPES:
+        raise DataError(f"model_conf.classification_type {ctype!r} is not one of {M.CLASSIFICATION_TYPES}", config_path)
+    return ctype
+
+
 def _infer_type(ref_counts: list[int], ref_blank: bool, hyp_counts: list[int]) -> str:
     if ref_blank or any(k != 1 for k in ref_counts) or any(k != 1 for k in hyp_counts):
         return M.MULTI_LABEL

@@ -166,3 +166,18 @@ def test_make_results_two_sets(tmp_path, ml_set):
     assert (exp / "images" / "cls_test_per_class_ap.png").stat().st_size > 1000
     with pytest.raises(DataError, match="no \\*/scoring/metrics.json"):
         make_results.main([str(tmp_path)])
+
+
+def test_classification_type_from_config(tmp_path):
+    tok = _write(tmp_path / "tok", ["a", "b", "<blank>", "<unk>"])
+    ref = _write(tmp_path / "ref", ["x1 a", "x2 b"])  # one label each: inferred multi-class
+    hyp = _write(tmp_path / "hyp", ["x1 a", "x2 b"])
+    sc = _write(tmp_path / "score", ["x1 0.8 0.2", "x2 0.3 0.9"])
+    cfg = _write(tmp_path / "config.yaml", ["model_conf:", "  classification_type: multi-label"])
+    out = tmp_path / "s"
+    argv = ["-gtxt", str(ref), "-ptxt", str(hyp), "-pscore", str(sc), "-tok", str(tok), "-o", str(out)]
+    assert score_cls.main([*argv, "--classification_train_config", str(cfg)]) == 0
+    js = json.loads((out / "metrics.json").read_text())
+    assert js["classification_type"] == "multi-label" and js["metrics"]["subset_acc"] == 1.0
+    assert score_cls.main(argv) == 0
+    assert json.loads((out / "metrics.json").read_text())["classification_type"] == "multi-class"

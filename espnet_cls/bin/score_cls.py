@@ -37,6 +37,12 @@ def get_parser() -> argparse.ArgumentParser:
         default=None,
         help="default: multi-label if any line has != 1 label or <blank>, else multi-class",
     )
+    p.add_argument(
+        "--classification_train_config",
+        type=str_or_none,
+        default=None,
+        help="exp/cls_X/config.yaml: take classification_type from its model_conf (unless given)",
+    )
     p.add_argument("--split_name", type=str_or_none, default=None, help="default: the score file's directory name")
     p.add_argument("--strict", type=str2bool, default=False, help="a reference label not in the token list is fatal")
     p.add_argument(
@@ -63,12 +69,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging(args.log_level)
     log = logging.getLogger("score_cls")
+    ctype = args.classification_type
+    if ctype is None and args.classification_train_config:
+        ctype = scoring.classification_type_of_config(args.classification_train_config)
     inputs = scoring.load_scoring_inputs(
         args.gt_text_file,
         args.pred_text_file,
         args.pred_score_file,
         args.token_list,
-        classification_type=args.classification_type,
+        classification_type=ctype,
         strict=args.strict,
     )
     thresholds = None
