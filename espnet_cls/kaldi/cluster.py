@@ -470,6 +470,8 @@ def run_ssh(argv: Sequence[str]) -> int:
 def main(prog: str, argv: Optional[List[str]] = None) -> int:
     """CLI of ``slurm.pl`` / ``queue.pl`` / ``ssh.pl``."""
     args = sys.argv[1:] if argv is None else argv
+    if args in (["--help"], ["-h"]):
+        return main_wrapper(prog, lambda _p, _a: 0, args, __doc__ or "")
     if prog == "slurm.pl":
         return main_wrapper(prog, lambda _p, a: run_batch(SlurmBackend(), a), args)
     if prog == "queue.pl":

@@ -460,8 +460,12 @@ TOOLS = {"validate_data_dir.sh": validate, "fix_data_dir.sh": fix, "copy_data_di
 
 def main(prog: str, argv: Optional[List[str]] = None) -> int:
     """Run tool ``prog``; fatal errors -> ``<prog>: <message>`` on stderr, exit status 1."""
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["--help"], ["-h"]):
+        print(__doc__)
+        return 0
     try:
-        return TOOLS[prog](sys.argv[1:] if argv is None else argv)
+        return TOOLS[prog](args)
     except DataDirError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 1

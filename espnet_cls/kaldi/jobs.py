@@ -266,8 +266,14 @@ def ensure_parent(path: str) -> None:
         os.makedirs(d, exist_ok=True)
 
 
-def main_wrapper(prog: str, fn, argv: List[str]) -> int:
-    """Run ``fn(prog, argv)``; turn UsageError into a message on stderr and exit status 1."""
+def main_wrapper(prog: str, fn, argv: List[str], doc: str = "") -> int:
+    """Run ``fn(prog, argv)``; turn UsageError into a message on stderr and exit status 1.
+
+    ``--help``/``-h`` as the only argument prints ``doc`` (the runner's module docstring) and this module's.
+    """
+    if argv in (["--help"], ["-h"]):
+        print(f"{prog}: Kaldi-compatible job runner.\n{doc}\n{__doc__}")
+        return 0
     try:
         return fn(prog, argv)
     except UsageError as e:

@@ -180,4 +180,4 @@ def run_local(prog: str, argv: List[str], tee: bool = False) -> int:
 
 def main(prog: str, argv: Optional[List[str]] = None, tee: bool = False) -> int:
     """CLI wrapper: usage errors -> message + status 1."""
-    return main_wrapper(prog, lambda p, a: run_local(p, a, tee=tee), sys.argv[1:] if argv is None else argv)
+    return main_wrapper(prog, lambda p, a: run_local(p, a, tee=tee), sys.argv[1:] if argv is None else argv, __doc__ or "")
