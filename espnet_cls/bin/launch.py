@@ -164,6 +164,7 @@ def spawn_local(procs: int, command: List[str], poll_s: float = 0.2) -> int:
 def get_parser() -> argparse.ArgumentParser:
     """Command-line options (ESPnet spellings)."""
     p = argparse.ArgumentParser(
+        prog="python -m espnet_cls.bin.launch",
         description="Run a (distributed) training command through a Kaldi job runner (run.pl, slurm.pl, ...).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -199,9 +200,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.makedirs(os.path.dirname(args.log) or ".", exist_ok=True)
     print(f"launch: {shlex.join(full)}", file=sys.stderr, flush=True)
     try:
-        return subprocess.run(full, check=False).returncode
+        proc = subprocess.Popen(full)
     except FileNotFoundError as e:
         raise SystemExit(f"launch: runner not found: {e.filename} (is utils/ on PATH? source path.sh)") from e
+
+    def forward(signum, _frame):  # let the runner clean up (slurm.pl cancels its job, run.pl stops its tasks)
+        proc.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        rc = proc.wait()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return rc if rc >= 0 else 128 - rc
 
 
 if __name__ == "__main__":
