@@ -30,13 +30,14 @@ _METRIC_TYPES = {
     "mean_ap": ("mAP", "mAP"),
     "acc": ("accuracy", "Accuracy"),
     "accuracy": ("accuracy", "Accuracy"),
-    "top1_acc": ("accuracy", "Top-1 accuracy"),
     "top1_accuracy": ("accuracy", "Top-1 accuracy"),
+    "top1_acc": ("accuracy", "Top-1 hit rate"),
     "top1_hit_rate": ("accuracy", "Top-1 hit rate"),
     "subset_acc": ("accuracy", "Subset accuracy"),
     "subset_accuracy": ("accuracy", "Subset accuracy"),
     "roc_auc": ("roc_auc", "ROC AUC"),
     "mean_roc_auc": ("roc_auc", "ROC AUC"),
+    "mean_auc": ("roc_auc", "ROC AUC"),
     "auc": ("roc_auc", "ROC AUC"),
     "d_prime": ("d_prime", "d-prime"),
     "dprime": ("d_prime", "d-prime"),
@@ -82,7 +83,11 @@ def metrics_from_json(obj: Any) -> dict[str, float]:
 
 
 def metrics_from_results_md(text: str) -> dict[str, dict[str, float]]:
-    """``{set: {column: value}}`` from the ``|Split|…|`` tables of a RESULTS.md."""
+    """``{set: {column: value}}`` from the ``|Split|…|`` tables of a RESULTS.md.
+
+    Values are returned as fractions: ``87.5%`` and, for metrics bounded by 1 (all but
+    d′), plain numbers above 1 (``make_results`` writes ×100) are divided by 100.
+    """
     out: dict[str, dict[str, float]] = {}
     header: Optional[list[str]] = None
     for line in text.splitlines():
@@ -100,9 +105,13 @@ def metrics_from_results_md(text: str) -> dict[str, dict[str, float]]:
         for name, cell in zip(header[1:], cells[1:]):
             m = re.fullmatch(r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(%?)", cell)
             if m and _norm_key(name) in _METRIC_TYPES:
-                row[name] = float(m.group(1)) / (100.0 if m.group(2) else 1.0)
+                v = float(m.group(1))
+                if m.group(2) or (v > 1.0 and _METRIC_TYPES[_norm_key(name)][0] != "d_prime"):
+                    v /= 100.0
+                row[name] = v
         if row and cells[0]:
-            out.setdefault(cells[0], {}).update(row)
+            name = cells[0][len("cls_"):] if cells[0].startswith("cls_") else cells[0]
+            out.setdefault(name, {}).update(row)
     return out
 
 
@@ -110,7 +119,7 @@ def collect_metrics(model_dir: PathLike) -> dict[str, dict[str, float]]:
     """``{set: {metric: value}}`` from ``metrics/<set>.json`` (else from ``RESULTS.md``)."""
     model_dir = Path(model_dir)
     out: dict[str, dict[str, float]] = {}
-    for mj in sorted((model_dir / "metrics").glob("*.json")):
+    for mj in sorted((model_dir / "metrics").glob("*.json")):  # metrics/<set>.json written by pack
         try:
             m = metrics_from_json(json.loads(mj.read_text(encoding="utf-8")))
         except (OSError, ValueError) as e:
@@ -245,8 +254,9 @@ def render_model_card(
             lines += [", ".join(f"`{c}`" for c in classes), ""]
         else:
             lines += [f"{len(classes)} classes; see `token_list` (class index = line number).", ""]
-    if results:
-        lines += ["## Results", "", results, ""]
+    if results:  # RESULTS.md's own headings go two levels down, under "## Results"
+        demoted = "\n".join("##" + ln if re.match(r"#+ ", ln) else ln for ln in results.splitlines())
+        lines += ["## Results", "", demoted, ""]
     elif metrics:
         lines += ["## Results", ""]
         for set_name, ms in metrics.items():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_pack_support import make_exp, pack_exp, reference_probs, run_py, write_clips
+from test_pack_support import make_exp, pack_exp, reference_probs, run_py
 
 from espnet_cls import Classifier
 from espnet_cls.fileio import DataError
@@ -21,7 +21,6 @@ def packed(tmp_path_factory):
     root = tmp_path_factory.mktemp("clfexp")
     e = make_exp(root)
     e["zip"] = pack_exp(e)
-    e["clips"] = write_clips(root / "clips")
     e["clf"] = Classifier.from_pretrained(e["zip"])
     return e
 
@@ -67,7 +66,7 @@ def test_exp_dir_equals_zip(packed):
 
 def test_multi_label_threshold(tmp_path):
     e = make_exp(tmp_path, classification_type="multi-label")
-    clips = write_clips(tmp_path / "clips")
+    clips = e["clips"]
     clf = Classifier.from_pretrained(pack_exp(e))
     p = clf(clips[0])
     assert p.labels == [c for c, v in zip(clf.classes, p.probs) if v >= 0.5]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_pack_support import RESULTS_MD, make_exp, pack_exp, reference_probs, run_py, write_clips
+from test_pack_support import make_exp, pack_exp, reference_probs, run_py
 
 from espnet_cls.fileio import DataError
 from espnet_cls.model_card import collect_metrics, metrics_from_results_md, render_model_card, split_front_matter
@@ -38,7 +38,6 @@ def packed(tmp_path_factory):
     root = tmp_path_factory.mktemp("hubexp")
     e = make_exp(root)
     e["zip"] = pack_exp(e)
-    e["clips"] = write_clips(root / "clips")
     return e
 
 
@@ -79,10 +78,16 @@ def test_upload_with_fake_api(packed, tmp_path):
     front, body = split_front_matter((repo / "README.md").read_text())
     assert {"espnet_cls", "audio-classification", "multi-class"} <= set(front["tags"])
     assert front["datasets"] == ["instruments_demo"] and front["license"] == "cc-by-4.0"
-    results = {r["dataset"]["split"]: {m["type"]: m["value"] for m in r["metrics"]} for r in front["model-index"][0]["results"]}
-    assert results["valid"]["mAP"] == 0.7312 and results["test"]["accuracy"] == 0.5  # from metrics/<set>.json
+    # model-index metrics are the scorer's metrics.json values (written by espnet_cls.scoring in make_exp)
+    results = {r["dataset"]["split"]: {m["name"]: m["value"] for m in r["metrics"]} for r in front["model-index"][0]["results"]}
+    assert set(results) == {"valid", "test"}
+    for set_name in ("valid", "test"):
+        real = json.loads((packed["exp"] / f"cls_{set_name}" / "scoring" / "metrics.json").read_text())["metrics"]
+        assert results[set_name]["Accuracy (acc)"] == pytest.approx(real["acc"], abs=1e-6)
+        assert results[set_name]["mAP"] == pytest.approx(real["mAP"], abs=1e-6)
+        assert results[set_name]["ROC AUC (mean_auc)"] == pytest.approx(real["mean_auc"], abs=1e-6)
     assert 'Classifier.from_pretrained("alice/tiny-cls")' in body and "--download_model alice/tiny-cls" in body
-    assert "|valid|0.7312|" in body and "trained by Alice" in body
+    assert (packed["exp"] / "RESULTS.md").read_text().strip() in body and "trained by Alice" in body
     assert "normalize_conf" in body and "feats_stats.npz" in body  # the config is shown
 
 
@@ -198,18 +203,21 @@ def test_download_with_injected_snapshot(packed, tmp_path):
 
 
 def test_model_card_parsers():
-    m = metrics_from_results_md(RESULTS_MD)
-    assert m["valid"]["mAP"] == 0.7312 and m["test"]["acc"] == 0.5
-    assert metrics_from_results_md("|Split|acc|\n|---|---|\n|test|87.5%|\n") == {"test": {"acc": 0.875}}
+    assert metrics_from_results_md("|Split|acc|d_prime|\n|---|---|---|\n|test|87.5%|1.5|\n") == {"test": {"acc": 0.875, "d_prime": 1.5}}
 
 
 def test_model_card_from_results_md_only(packed, tmp_path):
+    """Without metrics/*.json the card's numbers come from make_results' RESULTS.md (x100, 2 decimals)."""
     from espnet_cls.pack import unpack
 
     d = tmp_path / "m"
     unpack(packed["zip"], d)
     shutil.rmtree(d / "metrics")
-    assert collect_metrics(d)["test"]["mAP"] == 0.6875
+    got = collect_metrics(d)
+    for set_name in ("valid", "test"):
+        real = json.loads((packed["exp"] / f"cls_{set_name}" / "scoring" / "metrics.json").read_text())["metrics"]
+        assert got[set_name]["acc"] == pytest.approx(real["acc"], abs=6e-5)
+        assert got[set_name]["mAP"] == pytest.approx(real["mAP"], abs=6e-5)
     front, _ = split_front_matter(render_model_card(d, "a/b"))
     assert front["model-index"][0]["results"][0]["metrics"]
     assert "datasets" not in front

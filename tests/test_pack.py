@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_pack_support import make_exp, pack_exp, reference_probs, run_py, write_clips
+from test_pack_support import make_exp, pack_exp, reference_probs, run_py
 
 from espnet_cls.fileio import DataError
 from espnet_cls.pack import load_state_dict, read_meta, unpack
@@ -28,7 +28,6 @@ def packed(tmp_path_factory):
     root = tmp_path_factory.mktemp("packexp")
     e = make_exp(root)
     e["zip"] = pack_exp(e)
-    e["clips"] = write_clips(root / "clips")
     return e
 
 

@@ -3,14 +3,14 @@
 :func:`make_exp` lays out a small but real experiment dir as stage 6 leaves it: a
 ``config.yaml`` for the real CNN (or transformer) encoder built by ``build_model``, with
 global-MVN statistics computed from the model's own frontend, its random-init weights
-as ``valid.acc.best.pth`` (a plain state_dict), ``RESULTS.md``, ``images/`` and a
-``cls_<set>/scoring/metrics.json``; plus a few clips of different lengths, rates and
-channel counts.
+as ``valid.acc.best.pth`` (a plain state_dict), ``images/``, a few clips of different
+lengths, rates and channel counts, and the model's scores on them as stages 7-8 leave
+them (``cls_<set>/{text,score,scoring/metrics.json}`` and ``RESULTS.md`` from the
+project's own scorer and ``make_results``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -38,20 +38,6 @@ ENCODERS = {
         "input_layer": "conv2d",
     },
 }
-
-RESULTS_MD = """# RESULTS
-## Environments
-- date: `Thu Nov 26 06:00:00 UTC 2026`
-- python version: `3.11.7`
-
-## exp/cls_tiny
-
-|Split|mAP|acc|roc_auc|micro_f1|
-|---|---|---|---|---|
-|valid|0.7312|0.6667|0.8125|0.6667|
-|test|0.6875|0.5000|0.7500|0.5000|
-"""
-
 
 def env() -> dict:
     """Environment for subprocesses: repo importable, one thread, Hub offline."""
@@ -140,14 +126,10 @@ def make_exp(root: Path, encoder: str = "cnn", tag: str = "cls_tiny", classifica
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 1.5)
     torch.save(model.state_dict(), exp / "valid.acc.best.pth")
-    (exp / "RESULTS.md").write_text(RESULTS_MD, encoding="utf-8")
     (exp / "images").mkdir(exist_ok=True)
     (exp / "images" / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(64)))
-    for s, m in (("valid", {"mAP": 0.7312, "acc": 0.6667, "roc_auc": 0.8125, "micro_f1": 0.6667, "n_clips": 3}),
-                 ("test", {"mAP": 0.6875, "acc": 0.5, "roc_auc": 0.75, "micro_f1": 0.5, "n_clips": 4})):
-        d = exp / f"cls_{s}" / "scoring"
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "metrics.json").write_text(json.dumps(m), encoding="utf-8")
+    clips = write_clips(root / "clips")
+    score_sets(root, exp, model, clips, classification_type)
     token_list = root / "data" / "token_list"
     token_list.parent.mkdir(parents=True, exist_ok=True)
     token_list.write_text("".join(t + "\n" for t in TOKENS), encoding="utf-8")
@@ -159,7 +141,40 @@ def make_exp(root: Path, encoder: str = "cnn", tag: str = "cls_tiny", classifica
         "stats": stats,
         "token_list": token_list,
         "model": model,
+        "clips": clips,
     }
+
+
+REFERENCE_LABELS = ["violin", "flute", "piano", "violin"]  # of write_clips' a, b, c, d
+
+
+def score_sets(root: Path, exp: Path, model, clips: list[Path], classification_type: str) -> None:
+    """Stages 7-8 in miniature with the project's real scorer: the model's own predictions on
+    ``clips`` as ``exp/cls_<set>/{text,score}``, ``scoring/metrics.json`` by
+    :func:`espnet_cls.scoring.score`, then ``RESULTS.md`` by ``make_results`` (no images)."""
+    from espnet_cls.scoring import load_scoring_inputs, make_results, score, write_report
+
+    probs = reference_probs(model, clips)
+    classes = TOKENS[:3]
+    tok = root / "data" / "token_list"
+    tok.parent.mkdir(parents=True, exist_ok=True)
+    tok.write_text("".join(t + "\n" for t in TOKENS), encoding="utf-8")
+    for set_name, n in (("valid", 3), ("test", 4)):
+        utts = [f"utt{i}" for i in range(n)]
+        ref = root / "dump" / set_name / "text"
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text("".join(f"{u} {lab}\n" for u, lab in zip(utts, REFERENCE_LABELS)), encoding="utf-8")
+        d = exp / f"cls_{set_name}"
+        d.mkdir(parents=True, exist_ok=True)
+        if classification_type == "multi-class":
+            hyp = [[classes[int(np.argmax(p))]] for p in probs[:n]]
+        else:
+            hyp = [[c for c, v in zip(classes, p) if v >= 0.5] for p in probs[:n]]
+        (d / "text").write_text("".join(" ".join([u, *h]) + "\n" for u, h in zip(utts, hyp)), encoding="utf-8")
+        (d / "score").write_text("".join(u + " " + " ".join(f"{v:.6f}" for v in p) + "\n" for u, p in zip(utts, probs)), encoding="utf-8")
+        inputs = load_scoring_inputs(ref, d / "text", d / "score", tok, classification_type=classification_type)
+        write_report(score(inputs, f"cls_{set_name}"), d / "scoring")
+    make_results(exp, images=False, per_class=True)
 
 
 def pack_exp(e: dict, outpath: Optional[Path] = None) -> Path:
