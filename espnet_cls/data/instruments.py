@@ -1,0 +1,352 @@
+"""The ``instruments`` and ``instruments_mix`` demo corpora, rendered offline.
+
+Sound comes from the General MIDI SoundFont that ``pretty_midi`` ships
+(``pretty_midi/TimGM6mb.sf2``), played by ``tinysoundfont``; nothing is downloaded.
+
+``instruments`` (multi-class): one General MIDI instrument family per clip. A clip
+picks one program of its family (all eight programs of a GM family are used; the
+drum class picks one of the SoundFont's drum kits), a phrase type (held notes,
+chords, arpeggios, melodies, repeated notes; grooves and fills for drums), a
+pitch range inside the family's register, velocities, a tempo, a loudness and a
+light background noise.
+
+``instruments_mix`` (multi-label): mixtures of one to three different families
+at random relative levels; about 5 % of clips have no instrument (noise only) and
+are labelled ``<blank>``.
+
+Every clip has its own random stream (:func:`espnet_cls.data.common.item_rng`),
+so the same seed gives byte-identical audio whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from espnet_cls.data.common import Utt, add_noise, item_rng, peak_normalize, run_jobs, write_wav
+from espnet_cls.fileio import DataError
+
+logger = logging.getLogger("espnet_cls.data")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A General MIDI instrument family: its programs and a playable key range."""
+
+    name: str
+    programs: tuple[int, ...]
+    low: int
+    high: int
+
+
+def _gm(first: int) -> tuple[int, ...]:
+    return tuple(range(first, first + 8))
+
+
+#: The classes of the demo corpora (General MIDI families; drums = channel 10 kits).
+FAMILIES: tuple[Family, ...] = (
+    Family("piano", _gm(0), 36, 96),
+    Family("chromatic_percussion", _gm(8), 55, 96),
+    Family("organ", _gm(16), 36, 84),
+    Family("guitar", _gm(24), 40, 84),
+    Family("bass", _gm(32), 28, 55),
+    Family("strings", _gm(40), 36, 91),
+    Family("brass", _gm(56), 40, 82),
+    Family("reed", _gm(64), 45, 86),
+    Family("pipe", _gm(72), 60, 96),
+    Family("drums", (0, 8, 16, 24, 25, 32, 40, 48), 35, 81),
+)
+FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
+
+DRUM = {
+    "kick": (35, 36),
+    "snare": (38, 40, 37, 39),
+    "hat": (42, 44, 46, 54),
+    "tom": (41, 43, 45, 47, 48, 50),
+    "cymbal": (49, 51, 52, 55, 57, 59),
+    "perc": (56, 60, 61, 62, 63, 64, 75, 76, 77),
+}
+
+PHRASES = ("held", "chord", "arpeggio", "melody", "repeated")
+SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10), (0, 2, 4, 7, 9), (0, 3, 5, 7, 10))
+CHORDS = ((0, 4, 7), (0, 3, 7), (0, 4, 7, 11), (0, 3, 7, 10), (0, 5, 7), (0, 4, 7, 10), (0, 7, 12))
+
+
+def soundfont_path() -> str:
+    """Path of the General MIDI SoundFont shipped with ``pretty_midi``."""
+    try:
+        import pretty_midi
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise DataError("pretty_midi is not installed (pip install 'espnet_cls[demo]')") from e
+    path = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+    if not path.exists():
+        raise DataError("SoundFont not found", path)
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- phrases
+Event = tuple[float, int, int]  # (time in seconds, key, velocity; 0 = note off)
+
+
+def _notes(events: list[Event], t: float, dur: float, keys: Sequence[int], vel: int) -> None:
+    for k in keys:
+        events.append((t, int(k), int(vel)))
+        events.append((t + dur, int(k), 0))
+
+
+def melodic_phrase(fam: Family, rng: np.random.Generator, duration: float) -> list[Event]:
+    """Note events of one phrase for a pitched family, inside the family's key range."""
+    beat = 60.0 / rng.uniform(70, 160)
+    kind = PHRASES[rng.integers(len(PHRASES))]
+    span = fam.high - fam.low
+    centre = fam.low + int(rng.integers(span // 4, 3 * span // 4 + 1))
+    scale = SCALES[rng.integers(len(SCALES))]
+    vel0 = int(rng.integers(60, 120))
+
+    def vel() -> int:
+        return int(np.clip(vel0 + rng.integers(-12, 13), 1, 127))
+
+    def clamp(k: int) -> int:
+        while k > fam.high:
+            k -= 12
+        while k < fam.low:
+            k += 12
+        return k
+
+    def chord_at(root: int) -> list[int]:
+        return sorted({clamp(root + iv) for iv in CHORDS[rng.integers(len(CHORDS))]})
+
+    ev: list[Event] = []
+    t = float(rng.uniform(0.0, 0.15))
+    if kind == "held":
+        n = int(rng.integers(1, 3))
+        seg = (duration - t) / n
+        for _ in range(n):
+            _notes(ev, t, seg * rng.uniform(0.7, 1.0), [clamp(centre + int(rng.integers(-7, 8)))], vel())
+            t += seg
+    elif kind == "chord":
+        n = int(rng.integers(1, 4))
+        seg = (duration - t) / n
+        for _ in range(n):
+            _notes(ev, t, seg * rng.uniform(0.6, 1.0), chord_at(centre + int(rng.integers(-5, 6))), vel())
+            t += seg
+    elif kind == "arpeggio":
+        step = beat / (2 if rng.random() < 0.5 else 4)
+        notes = chord_at(centre)
+        notes = notes + [k + 12 for k in notes if k + 12 <= fam.high]
+        i, up = 0, rng.random() < 0.7
+        while t < duration:
+            k = notes[i % len(notes)] if up else notes[-1 - i % len(notes)]
+            _notes(ev, t, step * rng.uniform(0.8, 1.6), [k], vel())
+            t += step
+            i += 1
+    elif kind == "melody":
+        deg = int(rng.integers(len(scale)))
+        while t < duration:
+            deg += int(rng.integers(-2, 3))
+            k = clamp(centre - centre % 12 + scale[deg % len(scale)] + 12 * (deg // len(scale)))
+            d = beat * (0.25, 0.5, 0.5, 1.0, 1.0, 1.5)[rng.integers(6)]
+            _notes(ev, t, d * rng.uniform(0.7, 1.0), [k], vel())
+            t += d
+    else:  # repeated
+        step = beat / (1, 2, 3, 4)[rng.integers(4)]
+        k = clamp(centre)
+        while t < duration:
+            if rng.random() < 0.2:
+                k = clamp(k + int(rng.choice([-5, -3, 3, 4, 5, 7])))
+            _notes(ev, t, step * rng.uniform(0.3, 0.8), [k], vel())
+            t += step
+    return ev
+
+
+def drum_phrase(rng: np.random.Generator, duration: float) -> list[Event]:
+    """Note events of a drum groove (kick/snare/hats, sometimes toms, fills, percussion)."""
+    beat = 60.0 / rng.uniform(70, 170)
+    step = beat / 2 if rng.random() < 0.6 else beat / 4
+    kick, snare = int(rng.choice(DRUM["kick"])), int(rng.choice(DRUM["snare"]))
+    hat = int(rng.choice(DRUM["hat"]))
+    style = int(rng.integers(4))  # 0 rock, 1 sparse, 2 toms/fill, 3 percussion
+    vel0 = int(rng.integers(50, 125))
+    ev: list[Event] = []
+    t, i = float(rng.uniform(0.0, 0.1)), 0
+    per_beat = int(round(beat / step))
+    while t < duration:
+        v = int(np.clip(vel0 + rng.integers(-15, 16), 1, 127))
+        pos = i % (4 * per_beat)
+        keys = []
+        if style != 3 and (rng.random() < 0.85 if style != 1 else rng.random() < 0.5):
+            keys.append(hat)
+        if pos == 0 or (style == 0 and pos == 2 * per_beat) or rng.random() < 0.08:
+            keys.append(kick)
+        if pos in (per_beat, 3 * per_beat):
+            keys.append(snare)
+        if style == 2 and rng.random() < 0.3:
+            keys.append(int(rng.choice(DRUM["tom"])))
+        if style == 3 and rng.random() < 0.7:
+            keys.append(int(rng.choice(DRUM["perc"])))
+        if pos == 0 and rng.random() < 0.25:
+            keys.append(int(rng.choice(DRUM["cymbal"])))
+        _notes(ev, t, step * 0.9, sorted(set(keys)), v)
+        t += step
+        i += 1
+    return ev
+
+
+# ----------------------------------------------------------------------------- rendering
+class Renderer:
+    """A tinysoundfont synthesizer with the GM SoundFont loaded, at sample rate ``fs``."""
+
+    def __init__(self, fs: int = 16000) -> None:
+        try:
+            import tinysoundfont
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise DataError("tinysoundfont is not installed (pip install --no-deps tinysoundfont)") from e
+        self.fs = fs
+        self.synth = tinysoundfont.Synth(samplerate=fs)
+        self.sfid = self.synth.sfload(soundfont_path())
+
+    def render(self, fam: Family, rng: np.random.Generator, duration: float, program: Optional[int] = None) -> np.ndarray:
+        """One phrase of ``fam`` as mono float32 of ``duration`` seconds (unnormalised).
+
+        ``program`` picks the GM program (or drum kit) of the family; random if None.
+        """
+        is_drums = fam.name == "drums"
+        chan = 9 if is_drums else 0
+        if program is None:
+            program = int(fam.programs[rng.integers(len(fam.programs))])
+        s = self.synth
+        s.sounds_off()
+        s.program_select(chan, self.sfid, 128 if is_drums else 0, program, is_drums=is_drums)
+        s.set_tuning(chan, 0.0)
+        s.pitchbend(chan, 8192)
+        events = drum_phrase(rng, duration) if is_drums else melodic_phrase(fam, rng, duration)
+        n_total = int(round(duration * self.fs))
+        events.sort(key=lambda e: (e[0], e[2] != 0))  # note-offs first at equal times
+        out = np.zeros((n_total, 2), dtype=np.float32)
+        pos = 0
+        for t, key, vel in events:
+            at = min(n_total, int(round(t * self.fs)))
+            if at > pos:
+                out[pos:at] = np.frombuffer(s.generate(at - pos), dtype=np.float32).reshape(-1, 2)
+                pos = at
+            if pos >= n_total:
+                break
+            if vel > 0:
+                s.noteon(chan, key, vel)
+            else:
+                s.noteoff(chan, key)
+        if pos < n_total:
+            out[pos:] = np.frombuffer(s.generate(n_total - pos), dtype=np.float32).reshape(-1, 2)
+        self.silence()
+        return out.mean(axis=1)
+
+    def silence(self, max_seconds: float = 5.0) -> None:
+        """Stop every voice and run the synth until its output is exactly zero.
+
+        Without this, release tails of one clip would leak into the next one and the
+        audio would depend on the order in which a worker renders clips.
+        """
+        self.synth.sounds_off()
+        block = self.fs // 10
+        for _ in range(int(max_seconds * 10)):
+            if not np.any(np.frombuffer(self.synth.generate(block), dtype=np.float32)):
+                return
+        logger.warning("synth did not fall silent within %.0f s", max_seconds)
+
+
+# ----------------------------------------------------------------------------- jobs
+@dataclass(frozen=True)
+class Job:
+    """One clip to make: its id, output path, families (empty = noise only) and seed keys."""
+
+    uttid: str
+    path: str
+    families: tuple[str, ...]
+    keys: tuple
+    seed: int
+    duration: float
+    fs: int
+    program: Optional[int] = None  # index into the family's programs (balanced classes); None = random
+
+
+_RENDERER: Optional[Renderer] = None
+
+
+def _renderer(fs: int) -> Renderer:
+    global _RENDERER
+    if _RENDERER is None or _RENDERER.fs != fs:
+        _RENDERER = Renderer(fs)
+    return _RENDERER
+
+
+def make_clip(job: Job) -> Utt:
+    """Render, mix, set loudness, add light noise and write one clip; returns its :class:`Utt`."""
+    rng = item_rng(job.seed, *job.keys)
+    n = int(round(job.duration * job.fs))
+    if job.families:
+        mix = np.zeros(n, dtype=np.float64)
+        for j, name in enumerate(job.families):
+            fam = FAMILY_BY_NAME[name]
+            prog = None if job.program is None else fam.programs[job.program % len(fam.programs)]
+            part = _renderer(job.fs).render(fam, item_rng(job.seed, *job.keys, "part", j), job.duration, prog)
+            gain_db = 0.0 if j == 0 else rng.uniform(-8.0, 0.0)
+            mix += peak_normalize(part, gain_db)
+        audio = peak_normalize(mix, rng.uniform(-14.0, -3.0))
+        audio = add_noise(audio, rng, rng.uniform(25.0, 45.0))
+        if float(np.max(np.abs(audio))) > 0.99:
+            audio = peak_normalize(audio, -1.0)
+    else:  # noise only, at a low level
+        audio = add_noise(np.full(n, 1e-3, dtype=np.float32), rng, 0.0)
+        audio = peak_normalize(audio - audio.mean(), rng.uniform(-40.0, -20.0))
+    write_wav(job.path, audio, job.fs)
+    return Utt(job.uttid, job.path, tuple(sorted(job.families)))
+
+
+# ----------------------------------------------------------------------------- corpora
+SIZES = {
+    # per class for instruments; per clip for instruments_mix
+    "instruments": {"small": ((4, 2, 2), 1.0), "default": ((100, 20, 20), 2.0)},
+    "instruments_mix": {"small": ((40, 12, 12), 1.0), "default": ((800, 150, 150), 2.0)},
+}
+
+
+def make_instruments(audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000) -> dict[str, list[Utt]]:
+    """Render the multi-class ``instruments`` corpus; returns the utterances of each split."""
+    counts, duration = SIZES["instruments"][size]
+    out: dict[str, list[Utt]] = {}
+    for split, n_per_class in zip(("train", "valid", "test"), counts):
+        jobs = []
+        for fam in FAMILIES:
+            for i in range(n_per_class):
+                uttid = f"instruments-{split}-{fam.name}-{i:04d}"
+                path = os.path.abspath(audio_dir / split / f"{uttid}.wav")
+                key = ("instruments", split, fam.name, i)
+                jobs.append(Job(uttid, path, (fam.name,), key, seed, duration, fs, program=i))
+        out[split] = run_jobs(jobs, nj, make_clip)
+    return out
+
+
+def make_instruments_mix(audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000) -> dict[str, list[Utt]]:
+    """Render the multi-label ``instruments_mix`` corpus; returns the utterances of each split."""
+    counts, duration = SIZES["instruments_mix"][size]
+    names = [f.name for f in FAMILIES]
+    out: dict[str, list[Utt]] = {}
+    for split, n_clips in zip(("train", "valid", "test"), counts):
+        jobs = []
+        for i in range(n_clips):
+            rng = item_rng(seed, "instruments_mix", split, i, "labels")
+            if rng.random() < 0.05:
+                fams: tuple[str, ...] = ()
+            else:
+                k = int(rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25]))
+                fams = tuple(names[j] for j in rng.choice(len(names), size=k, replace=False))
+            uttid = f"instruments_mix-{split}-{i:05d}"
+            path = os.path.abspath(audio_dir / split / f"{uttid}.wav")
+            jobs.append(Job(uttid, path, fams, ("instruments_mix", split, i), seed, duration, fs))
+        out[split] = run_jobs(jobs, nj, make_clip)
+    return out

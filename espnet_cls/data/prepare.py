@@ -1,0 +1,97 @@
+"""Make a demo corpus and write its Kaldi data directories (behind ``local/data.sh``).
+
+    python -m espnet_cls.data.prepare --corpus instruments --size default --seed 0 data
+
+writes ``data/{train,valid,test}/{wav.scp,text,utt2spk,spk2utt}`` (sorted, C locale)
+and the audio as 16-bit wav under ``data/audio/<corpus>/<set>/`` (or ``--audio_dir``);
+``wav.scp`` holds absolute paths. Each directory is checked with
+``utils/validate_data_dir.sh --no-feats`` when the repository has it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from espnet_cls.cli import run_main, setup_logging, str2bool
+from espnet_cls.data.common import SPLITS, Utt, reset_dir, validate_data_dir, write_data_dir
+
+logger = logging.getLogger("espnet_cls.data")
+
+DEMO_CORPORA = ("instruments", "instruments_mix", "lid")
+
+
+def make_corpus(corpus: str, audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000) -> dict[str, list[Utt]]:
+    """Generate ``corpus`` into ``audio_dir`` and return the utterances of each split."""
+    if corpus == "instruments":
+        from espnet_cls.data.instruments import make_instruments
+
+        return make_instruments(audio_dir, size, seed, nj, fs)
+    if corpus == "instruments_mix":
+        from espnet_cls.data.instruments import make_instruments_mix
+
+        return make_instruments_mix(audio_dir, size, seed, nj, fs)
+    if corpus == "lid":
+        from espnet_cls.data.lid import make_lid
+
+        return make_lid(audio_dir, size, seed, nj, fs)
+    raise ValueError(f"unknown demo corpus {corpus!r}; choose from {', '.join(DEMO_CORPORA)}")
+
+
+def write_splits(datadir: Path, splits: dict[str, list[Utt]], validate: bool = True) -> None:
+    """Write each split as ``datadir/<split>`` and validate it; logs the per-class counts."""
+    for split, utts in splits.items():
+        write_data_dir(datadir / split, utts)
+        counts: dict[str, int] = {}
+        for u in utts:
+            for lab in u.labels or ("<blank>",):
+                counts[lab] = counts.get(lab, 0) + 1
+        logger.info(
+            "%s: %d utterances, %d classes (%s)",
+            datadir / split,
+            len(utts),
+            len(counts),
+            " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
+        )
+        if validate:
+            validate_data_dir(datadir / split)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """Command-line options (ESPnet spellings)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("datadir", help="output directory that receives train/, valid/ and test/")
+    p.add_argument("--corpus", default="instruments", choices=DEMO_CORPORA)
+    p.add_argument("--size", default="default", choices=("small", "default"), help="small: a few 1-s clips per class")
+    p.add_argument("--seed", type=int, default=0, help="same seed -> byte-identical audio")
+    p.add_argument("--audio_dir", default=None, help="where audio goes (default: <datadir>/audio/<corpus>)")
+    p.add_argument("--nj", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
+    p.add_argument("--fs", type=int, default=16000, help="sample rate of the written audio (Hz)")
+    p.add_argument("--validate", type=str2bool, default=True, help="run utils/validate_data_dir.sh --no-feats")
+    p.add_argument("--log_level", default="INFO")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point: generate the corpus, write and validate the data directories."""
+    args = get_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    datadir = Path(args.datadir)
+    audio_dir = Path(args.audio_dir) if args.audio_dir else datadir / "audio" / args.corpus
+    audio_dir = reset_dir(audio_dir.resolve())
+    for split in SPLITS:
+        (audio_dir / split).mkdir()
+    start = time.perf_counter()
+    splits = make_corpus(args.corpus, audio_dir, args.size, args.seed, args.nj, args.fs)
+    n = sum(len(v) for v in splits.values())
+    logger.info("generated %d clips of %s (size=%s, seed=%d) in %.1f s with nj=%d", n, args.corpus, args.size, args.seed, time.perf_counter() - start, args.nj)
+    write_splits(datadir, splits, args.validate)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
