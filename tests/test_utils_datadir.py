@@ -76,3 +76,24 @@ def test_copy_data_dir_with_prefix(tmp_path, shell_env):
     assert (dest / "utt2spk").read_text() == "sp-u1 u1\nsp-u2 u2\nsp-u3 u3\n"
     assert (dest / "utt2num_samples").read_text().startswith("sp-u1 1\n")
     assert (dest / "wav.scp").read_text().startswith("sp-u1 /x/u1.wav\n")
+
+
+def test_segments_dir(tmp_path, shell_env):
+    d = tmp_path / "seg"
+    d.mkdir()
+    (d / "wav.scp").write_text("r1 /x/r1.wav\nr2 /x/r2.wav\nr3 /x/r3.wav\n")
+    (d / "segments").write_text("r1-a r1 0.0 1.5\nr1-b r1 1.5 3.0\nr2-a r2 0 2\nr9-a r9 0 1\n")
+    (d / "text").write_text("r1-a dog\nr1-b cat\nr2-a dog\nr9-a dog\n")
+    (d / "utt2spk").write_text("r1-a r1-a\nr1-b r1-b\nr2-a r2-a\nr9-a r9-a\n")
+    (d / "spk2utt").write_text("r1-a r1-a\nr1-b r1-b\nr2-a r2-a\nr9-a r9-a\n")
+    p = run(["validate_data_dir.sh", "--no-feats", str(d)], shell_env)
+    assert p.returncode == 1 and "recordings not in" in p.stderr and str(d / "segments") in p.stderr
+    p = run(["fix_data_dir.sh", str(d)], shell_env)
+    assert p.returncode == 0, p.stderr
+    assert "kept 3 utterances out of 4" in p.stdout
+    assert (d / "wav.scp").read_text() == "r1 /x/r1.wav\nr2 /x/r2.wav\n"  # unused recordings dropped
+    dest = tmp_path / "seg2"
+    p = run(["copy_data_dir.sh", "--utt-prefix", "p-", "--spk-prefix", "p-", str(d), str(dest)], shell_env)
+    assert p.returncode == 0, p.stderr
+    assert (dest / "segments").read_text().startswith("p-r1-a r1 0.0 1.5\n")
+    assert (dest / "wav.scp").read_text() == (d / "wav.scp").read_text()

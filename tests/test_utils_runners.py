@@ -78,3 +78,15 @@ def test_stdout_pl_tees(tmp_path, shell_env):
     assert p.returncode == 0
     assert p.stdout == "hello\n"
     assert "hello" in (tmp_path / "log" / "s.log").read_text()
+
+
+def test_run_pl_pick_failed_reruns_only_failed(tmp_path, shell_env):
+    marker = tmp_path / "ok2"
+    cmd = ["run.pl", "JOB=1:3", "log/p.JOB.log", "echo", "ran", "JOB", ";", "test", "JOB", "-ne", "2", "-o", "-e", str(marker)]
+    assert run(cmd, shell_env, tmp_path).returncode == 1
+    before = {i: (tmp_path / "log" / f"p.{i}.log").read_text() for i in (1, 3)}
+    marker.touch()
+    p = run(["run.pl", "--pick", "failed", *cmd[1:]], shell_env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "# Ended (code 0)" in (tmp_path / "log" / "p.2.log").read_text()
+    assert {i: (tmp_path / "log" / f"p.{i}.log").read_text() for i in (1, 3)} == before  # not rerun
