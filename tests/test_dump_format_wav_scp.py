@@ -426,3 +426,34 @@ def test_write_wav_format_and_clipping(tmp_path):
     assert (tmp_path / "out/wav.scp").read_text() == f"loud {tmp_path / 'out' / 'loud.wav'}\n"
     assert os.path.exists(tmp_path / "out/utt2num_samples")
 
+
+
+def test_killed_job_leaves_only_complete_files_and_resumes(tmp_path, shell_env):
+    """SIGKILL a worker mid-run: every <utt>.flac left is complete, and a re-run redoes only the rest."""
+    import signal
+    import time
+
+    n = 40
+    x = sine(440, 44100, 1.0)
+    sf.write(tmp_path / "src.wav", np.stack([x, x], 1), 44100, subtype="PCM_16")
+    (tmp_path / "wav.scp").write_text("".join(f"u{i:03d} {tmp_path / 'src.wav'}\n" for i in range(n)))
+    out = tmp_path / "format.1"
+    cmd = [sys.executable, "-m", "espnet_cls.bin.format_wav_scp", "--fs", "16k", str(tmp_path / "wav.scp"), str(out)]
+    proc = subprocess.Popen(cmd, env=shell_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("u*.flac"))) < 3 and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(out.glob("u*.flac"))
+    if len(done) == n:
+        pytest.skip("the job finished before it could be killed")
+    assert not (out / "wav.scp").exists()
+    for f in done:  # complete: all 16000 samples decode
+        assert sf.info(f).frames == 16000
+        assert len(sf.read(f)[0]) == 16000
+    p = subprocess.run(cmd, env=shell_env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert f"({n - len(done)} written, {len(done)} reused, 0 failed)" in p.stderr
+    assert len((out / "wav.scp").read_text().splitlines()) == n
+    assert not list(out.glob(".*tmp*"))
