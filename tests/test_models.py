@@ -303,3 +303,30 @@ def test_cnn_learns_two_sines():
     with torch.no_grad():
         acc = float((model.predict_proba(x, lens).argmax(-1) == y).float().mean())
     assert acc >= 0.95, acc
+
+
+def test_precomputed_features_input():
+    model = build_model(small_config("cnn", frontend="none", input_size=32, normalize="utterance_mvn"))
+    model.eval()
+    feats = torch.randn(2, 40, 32)
+    lens = torch.tensor([40, 25])
+    with torch.no_grad():
+        out = model.forward_logits(feats, lens)
+        alone = model.forward_logits(feats[1:, :25], lens[1:])
+    torch.testing.assert_close(out[1:], alone, atol=1e-5, rtol=0)
+
+
+def test_param_groups_and_train_step_hooks():
+    model = build_model(small_config("cnn"))
+    calls = []
+    enc_params = list(model.encoder.parameters())
+    model.encoder.param_groups = lambda base_lr: [{"params": enc_params, "lr": base_lr * 0.1}]
+    model.encoder.on_train_step = calls.append
+    groups = model.param_groups(1.0)
+    assert [g["lr"] for g in groups] == [0.1, 1.0]
+    n_all = sum(1 for p in model.parameters() if p.requires_grad)
+    assert sum(len(g["params"]) for g in groups) == n_all
+    model.on_train_step(7)
+    assert calls == [7]
+    plain = build_model(small_config("cnn"))
+    assert len(plain.param_groups(1e-3)) == 1

@@ -79,14 +79,16 @@ class CLSModel(nn.Module):
     def extract_feats(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frontend only (no specaug, no normalization): speech [B, T] -> feats [B, T', D], lengths [B].
 
-        With ``frontend: none`` the features are the raw samples ``[B, T, 1]``. This is what
+        With ``frontend: none`` the features are the raw samples ``[B, T, 1]`` (or, for a
+        ``[B, T, D]`` input, ESPnet's precomputed features ``input_size: D``). This is what
         the statistics stage accumulates into ``feats_stats.npz``.
         """
         speech_lengths = speech_lengths.to(speech.device).long()
-        speech = speech[:, : int(speech_lengths.max())] if speech.numel() else speech
-        speech = speech.masked_fill(make_pad_mask(speech_lengths, speech.size(1)), 0.0)
         if self.frontend is None:
-            return speech.unsqueeze(-1), speech_lengths
+            # raw samples [B, T] -> [B, T, 1]; precomputed features [B, T, D] pass through
+            feats = speech.unsqueeze(-1) if speech.dim() == 2 else speech
+            feats = feats.masked_fill(make_pad_mask(speech_lengths, feats.size(1)).unsqueeze(-1), 0.0)
+            return feats, speech_lengths
         return self.frontend(speech, speech_lengths)
 
     def encode(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
