@@ -87,7 +87,9 @@ def test_upload_with_fake_api(packed, tmp_path):
         assert results[set_name]["mAP"] == pytest.approx(real["mAP"], abs=1e-6)
         assert results[set_name]["ROC AUC (mean_auc)"] == pytest.approx(real["mean_auc"], abs=1e-6)
     assert 'Classifier.from_pretrained("alice/tiny-cls")' in body and "--download_model alice/tiny-cls" in body
-    assert (packed["exp"] / "RESULTS.md").read_text().strip() in body and "trained by Alice" in body
+    table_rows = [ln for ln in (packed["exp"] / "RESULTS.md").read_text().splitlines() if ln.startswith("|cls_")]
+    assert table_rows and all(r in body for r in table_rows) and "trained by Alice" in body
+    assert "\n### RESULTS\n" in body  # RESULTS.md's headings sit under "## Results"
     assert "normalize_conf" in body and "feats_stats.npz" in body  # the config is shown
 
 
