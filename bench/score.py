@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("--labels_per_clip", type=float, default=2.0, help="mean positives per clip (AudioSet ~2)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--end_to_end", action="store_true", help="also time score_cls on files of this size")
     args = ap.parse_args()
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -69,6 +70,28 @@ def main() -> int:
     print(f"sklearn per-class loop (AP+AUC):             {t_sk:8.3f} s")
     print(f"speed-up (sklearn / ours ranking_stats): {t_sk / t_ours:.1f}x")
     print(f"max |AP diff| = {d_ap:.2e}, max |AUC diff| = {d_auc:.2e}, mAP ours {np.mean(ap_o):.6f} sklearn {np.mean(ap_s):.6f}")
+    if args.end_to_end:
+        import tempfile
+
+        from espnet_cls.bin import score_cls
+
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            names = [f"class{k}" for k in range(c)]
+            (d / "token_list").write_text("\n".join(names + ["<blank>", "<unk>"]) + "\n")
+            with open(d / "ref", "w") as fr, open(d / "text", "w") as ft, open(d / "score", "w") as fs:
+                for i in range(n):
+                    labs = [names[k] for k in np.flatnonzero(y_true[i])] or ["<blank>"]
+                    fr.write(f"utt{i:06d} {' '.join(labs)}\n")
+                    ft.write(f"utt{i:06d} {' '.join(names[k] for k in np.flatnonzero(y_score[i] >= 0.5))}\n")
+                    fs.write(f"utt{i:06d} {' '.join(f'{v:.4f}' for v in y_score[i])}\n")
+            argv = ["-gtxt", str(d / "ref"), "-ptxt", str(d / "text"), "-pscore", str(d / "score"),
+                    "-tok", str(d / "token_list"), "-o", str(d / "scoring"), "--log_level", "WARNING"]
+            t0 = time.perf_counter()
+            score_cls.main(argv)
+            t_e2e = time.perf_counter() - t0
+        size = (n * c * 7) / 1e6
+        print(f"ours    score_cls end to end (read ~{size:.0f} MB of files, score, write): {t_e2e:8.3f} s")
     ok = d_ap < 1e-9 and d_auc < 1e-9
     print("EQUAL to 1e-9" if ok else "MISMATCH")
     return 0 if ok else 1
