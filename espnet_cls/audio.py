@@ -108,6 +108,31 @@ def _run_pipe(entry: str) -> bytes:
     return proc.stdout
 
 
+def _fix_streamed_wav(data: bytes) -> bytes:
+    """Patch the sizes of a RIFF/WAVE stream written to a pipe (sizes unknown: 0 or too large).
+
+    Tools that write WAV to a pipe cannot seek back to fill in the sizes; libsndfile
+    copes with 0xFFFFFFFF but reads a data size of 0 as an empty file. Here the RIFF and
+    ``data`` sizes are set to what the stream really holds. Other data is returned as is.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return data
+    pos = 12
+    while pos + 8 <= len(data):
+        cid = data[pos : pos + 4]
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if cid == b"data":
+            actual = len(data) - (pos + 8)
+            if size == 0 or size > actual:
+                buf = bytearray(data)
+                buf[4:8] = min(len(data) - 8, 0xFFFFFFFF).to_bytes(4, "little")
+                buf[pos + 4 : pos + 8] = min(actual, 0xFFFFFFFF).to_bytes(4, "little")
+                return bytes(buf)
+            return data
+        pos += 8 + size + (size & 1)
+    return data
+
+
 def segment_frames(n: int, fs: int, start: float, end: Optional[float], max_overshoot: float) -> tuple[int, int]:
     """Frame range [a, b) of the segment ``start``..``end`` seconds in ``n`` frames at ``fs``.
 
@@ -152,7 +177,7 @@ def read_entry(
     pipe) or its subclass :class:`SegmentError` (segment outside the recording).
     """
     if is_pipe(entry):
-        data = _run_pipe(entry)
+        data = _fix_streamed_wav(_run_pipe(entry))
         try:
             x, fs = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:

@@ -457,3 +457,22 @@ def test_killed_job_leaves_only_complete_files_and_resumes(tmp_path, shell_env):
     assert f"({n - len(done)} written, {len(done)} reused, 0 failed)" in p.stderr
     assert len((out / "wav.scp").read_text().splitlines()) == n
     assert not list(out.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("size", [0, 0xFFFFFFFF])
+def test_pipe_with_streamed_wav_header(tmp_path, size):
+    """A WAV written to a pipe has unknown sizes in its header (0 or 0xFFFFFFFF): still read in full."""
+    import io
+    import struct
+
+    x = sine(440, 16000, 0.5)
+    b = io.BytesIO()
+    sf.write(b, x, 16000, format="WAV", subtype="PCM_16")
+    data = bytearray(b.getvalue())
+    i = data.find(b"data")
+    data[4:8] = struct.pack("<I", size)
+    data[i + 4 : i + 8] = struct.pack("<I", size)
+    (tmp_path / "streamed.wav").write_bytes(bytes(data))
+    y, fs = load_audio(f"cat {tmp_path / 'streamed.wav'} |", fs=None)
+    assert fs == 16000 and len(y) == len(x)
+    np.testing.assert_allclose(y, x, atol=1e-4)
