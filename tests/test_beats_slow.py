@@ -63,3 +63,38 @@ def test_base_size_matches_reference(tmp_path):
           f"{torch.get_num_threads()} threads: ours (batched) {t_ours:.2f} s, reference (clip by clip) "
           f"{t_ref:.2f} s, ratio ref/ours {t_ref / t_ours:.2f}; max |diff| {worst:.2e}; tokens {out_lens.tolist()}")
     assert worst < 1e-3
+
+
+@pytest.mark.slow
+def test_base_size_cpu_timing(tmp_path):
+    """Prints CPU timings (1 thread, best of 3, alternating): ours vs the reference on one 10 s
+    clip, and ours on a batch of 4 x 10 s vs the same 4 clips one by one."""
+    torch.set_num_threads(1)
+    state = random_official_state(BASE_CFG, seed=12)
+    path = tmp_path / "BEATs_base_random.pt"
+    torch.save({"cfg": dict(BASE_CFG), "model": state}, path)
+    enc = get_encoder_class("beats")(1, beats_ckpt_path=str(path)).eval()
+    g = torch.Generator().manual_seed(1)
+    wavs = 0.1 * torch.randn(4, 160000, generator=g)
+    n1 = torch.tensor([160000])
+
+    def best(fn, reps=3):
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    with torch.no_grad():
+        enc(wavs[:1, :16000, None], torch.tensor([16000]))  # warm-up
+        t_ours, t_ref, t_batch, t_loop = [], [], [], []
+        for _ in range(3):
+            t_ours.append(best(lambda: enc(wavs[:1, :, None], n1), 1))
+            t_ref.append(best(lambda: ref_forward(state, BASE_CFG, wavs[0]), 1))
+            t_batch.append(best(lambda: enc(wavs[:, :, None], torch.full((4,), 160000)), 1))
+            t_loop.append(best(lambda: [enc(wavs[i : i + 1, :, None], n1) for i in range(4)], 1))
+    o, r, b, lo = min(t_ours), min(t_ref), min(t_batch), min(t_loop)
+    print(f"\nBEATs-base (90 M params), CPU 1 thread, best of 3: one 10 s clip: ours {o:.2f} s, reference {r:.2f} s "
+          f"(ratio ref/ours {r / o:.2f}); 4 x 10 s: batched {b:.2f} s, one by one {lo:.2f} s (ratio {lo / b:.2f})")
+    assert o > 0 and r > 0
