@@ -153,16 +153,17 @@ def download(
     output_dir: PathLike,
     revision: Optional[str] = None,
     snapshot_download: Optional[Callable[..., str]] = None,
-    write_pth: bool = True,
+    write_pth: bool = False,
 ) -> dict:
     """Fetch ``repo_id`` (a Hub repo, or a local packed ``.zip``/folder) into ``output_dir``.
 
     The result is a model folder as stage 7 wants it: ``config.yaml`` (file paths in it
     rewritten to ``<output_dir>/<name>``, with ``output_dir`` as given, like ESPnet's
-    unpack), ``model.safetensors``, ``token_list``, ``feats_stats.npz`` if used, and with
-    ``write_pth`` also :data:`INFERENCE_MODEL` (``model.pth``, a plain state_dict for
-    ``--classification_model_file``). Returns ``{"config": path, "model_file": path,
-    "inference_model": name, "source": snapshot folder}``.
+    unpack), ``model.safetensors`` (which ``load_model``/stage 7 read directly),
+    ``token_list``, ``feats_stats.npz`` if used, and with ``write_pth`` also
+    :data:`INFERENCE_MODEL` (``model.pth``, a plain state_dict, for tools that want a
+    ``.pth``). Returns ``{"config": path, "model_file": path, "inference_model": file name,
+    "source": snapshot folder}``.
     """
     out = Path(output_dir)
     with tempfile.TemporaryDirectory(prefix="espnet_cls_download.") as tmp:

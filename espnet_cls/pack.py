@@ -186,6 +186,32 @@ def _option_name(path: str) -> str:
 # --------------------------------------------------------------------------- pack
 
 
+def _self_contained_encoder_conf(config: dict, config_path: str) -> None:
+    """Replace ``encoder_conf`` by the encoder class's ``inference_conf(encoder_conf)``, if it
+    has one (BEATs: checkpoint cfg merged into ``beats_config``, ``beats_ckpt_path: null``)."""
+    name = config.get("encoder")
+    if not name:
+        return
+    try:
+        from espnet_cls.models.encoders import get_encoder_class
+
+        enc_cls = get_encoder_class(name)
+    except (ImportError, ValueError, KeyError):
+        return
+    hook = getattr(enc_cls, "inference_conf", None)
+    if not callable(hook):
+        return
+    before = dict(config.get("encoder_conf") or {})
+    try:
+        config["encoder_conf"] = hook(before)
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"encoder_conf of {name!r} cannot be made self-contained: {str(e).splitlines()[0]}", config_path) from None
+    if config["encoder_conf"] != before:
+        logger.info("encoder_conf made self-contained for packing (%s.inference_conf)", enc_cls.__name__)
+
+
 def pack(
     config_path: PathLike,
     model_file: PathLike,
@@ -274,6 +300,10 @@ def pack(
         for mj in sorted(expdir.glob("cls_*/scoring/metrics.json")):
             set_name = mj.parent.parent.name[len("cls_"):]
             add(f"{METRICS_DIR}/{set_name}.json", str(mj))
+
+    # encoders that read a file at build time (BEATs' pre-trained checkpoint) get a conf that
+    # rebuilds the same architecture without it: the packed weights replace the file's
+    _self_contained_encoder_conf(config, config_path)
 
     # rewrite any config string naming a packed file to its name inside the archive
     def rewrite(s: str) -> str:

@@ -153,29 +153,35 @@ def test_download_from_offline_cache_for_stage7(packed, tmp_path):
     r = run_py(["-m", "espnet_cls.bin.download", "--repo_id", "alice/tiny-cls", "--output_dir", "exp/alice_tiny-cls"],
                cwd=work, extra_env=extra)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "model.pth"
+    assert r.stdout.strip() == "model.safetensors"  # cls.sh sets inference_model=model.safetensors
     out = work / "exp" / "alice_tiny-cls"
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["normalize_conf"]["stats_file"] == "exp/alice_tiny-cls/feats_stats.npz"  # relative to the recipe dir
     ref = reference_probs(packed["model"], packed["clips"])
-    # what stage 7 does: load_model(config, model_file) from the recipe dir
+    # what stage 7 does: load_model(config, model_file) from the recipe dir (plus --write_pth's model.pth)
+    r = run_py(["-m", "espnet_cls.bin.download", "--repo_id", "alice/tiny-cls", "--output_dir", "exp/alice_tiny-cls",
+                "--write_pth", "true"], cwd=work, extra_env=extra)
+    assert r.returncode == 0 and r.stdout.strip() == "model.pth", r.stderr
     script = (
         "import json, sys, torch; torch.set_num_threads(1)\n"
         "from espnet_cls.audio import load_audio\n"
         "from espnet_cls.tasks.cls import load_model\n"
         "from espnet_cls import Classifier\n"
-        "m, _ = load_model('exp/alice_tiny-cls/config.yaml', 'exp/alice_tiny-cls/model.pth')\n"
-        "out = []\n"
-        "for c in sys.argv[1:]:\n"
-        "    x, _ = load_audio(c, fs=16000)\n"
-        "    out.append(m.predict_proba(torch.from_numpy(x)[None], torch.tensor([len(x)]))[0].tolist())\n"
+        "out = {}\n"
+        "for w in ('model.safetensors', 'model.pth'):\n"
+        "    m, _ = load_model('exp/alice_tiny-cls/config.yaml', 'exp/alice_tiny-cls/' + w)\n"
+        "    out[w] = []\n"
+        "    for c in sys.argv[1:]:\n"
+        "        x, _ = load_audio(c, fs=16000)\n"
+        "        out[w].append(m.predict_proba(torch.from_numpy(x)[None], torch.tensor([len(x)]))[0].tolist())\n"
         "hub = [p.probs.tolist() for p in Classifier.from_pretrained('alice/tiny-cls').predict_files(sys.argv[1:])]\n"
         "print(json.dumps({'stage7': out, 'hub': hub}))\n"
     )
     r = run_py(["-c", script, *packed["clips"]], cwd=work, extra_env=extra)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.strip().splitlines()[-1])
-    np.testing.assert_allclose(np.array(res["stage7"]), ref, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.array(res["stage7"]["model.safetensors"]), ref, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.array(res["stage7"]["model.pth"]), ref, rtol=0, atol=1e-6)
     np.testing.assert_allclose(np.array(res["hub"]), ref, rtol=0, atol=1e-6)
 
     # a repo missing from the offline cache: one clear line, no traceback
@@ -196,7 +202,7 @@ def test_download_with_injected_snapshot(packed, tmp_path):
             shutil.copy(packed["zip"], d / "model.zip")
         return str(d)
 
-    info = download("bob/m", tmp_path / "out", revision="v1", snapshot_download=fake_snapshot_download)
+    info = download("bob/m", tmp_path / "out", revision="v1", snapshot_download=fake_snapshot_download, write_pth=True)
     assert calls == [("bob/m", "v1")]
     assert Path(info["model_file"]).name == "model.pth" and Path(info["config"]).is_file()
     sd = torch.load(info["model_file"], weights_only=True)

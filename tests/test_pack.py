@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_pack_support import make_exp, pack_exp, reference_probs, run_py
+from test_pack_support import make_exp, pack_exp, reference_probs, run_py, write_clips
 
 from espnet_cls.fileio import DataError
-from espnet_cls.pack import load_state_dict, read_meta, unpack
+from espnet_cls.pack import load_state_dict, pack, read_meta, unpack
 
 torch.set_num_threads(1)
 
@@ -158,3 +158,43 @@ def test_corrupt_member_detected(packed, tmp_path):
             dst.writestr(info, data)
     with pytest.raises(DataError, match="sha256"):
         unpack(bad, tmp_path / "out")
+
+
+def test_beats_model_packs_without_its_checkpoint(tmp_path):
+    """A BEATs config names the pre-trained checkpoint; the packed model must not need it."""
+    from test_beats_reference import TINY_CFG, random_official_state
+
+    from espnet_cls import Classifier
+    from espnet_cls.tasks.cls import build_model
+
+    ckpt = tmp_path / "downloads" / "beats" / "BEATs_tiny.pt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"cfg": dict(TINY_CFG), "model": random_official_state(TINY_CFG)}, ckpt)
+    config = {
+        "token_list": ["a", "b", "<blank>", "<unk>"],
+        "frontend": "none",
+        "input_size": 1,
+        "normalize": "none",
+        "init": "xavier_normal",
+        "encoder": "beats",
+        "encoder_conf": {"beats_ckpt_path": str(ckpt), "beats_config": {"dropout": 0.0}},
+        "decoder": "linear",
+        "decoder_conf": {"pooling": "mean"},
+        "model_conf": {"classification_type": "multi-class"},
+    }
+    exp = tmp_path / "exp" / "cls_beats"
+    exp.mkdir(parents=True)
+    (exp / "config.yaml").write_text(yaml.safe_dump(config))
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    torch.save(model.state_dict(), exp / "valid.acc.best.pth")
+    clips = write_clips(tmp_path / "clips")[:2]
+    ref = reference_probs(model, clips)
+    z = exp / "beats.zip"
+    pack(exp / "config.yaml", exp / "valid.acc.best.pth", z)
+    cfg = yaml.safe_load(zipfile.ZipFile(z).read("config.yaml"))
+    assert cfg["encoder_conf"]["beats_ckpt_path"] is None
+    assert cfg["encoder_conf"]["beats_config"]["encoder_layers"] == TINY_CFG["encoder_layers"]
+    ckpt.unlink()  # the pre-trained checkpoint is gone
+    got = np.stack([p.probs for p in Classifier.from_pretrained(z).predict_files(clips)])
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)

@@ -2,11 +2,12 @@
 
     python -m espnet_cls.bin.download --repo_id user/name --output_dir exp/user_name
 
-Writes ``<output_dir>/config.yaml`` (paths rewritten to point into ``output_dir``) and
-``<output_dir>/model.pth`` (plain state_dict) besides ``model.safetensors``, so stage 7 runs
-with ``--classification_train_config <output_dir>/config.yaml
---classification_model_file <output_dir>/model.pth``. ``--repo_id`` may also be a local
-packed ``.zip`` or folder. Prints the inference model name on stdout.
+Writes ``<output_dir>/config.yaml`` (paths rewritten to point into ``output_dir``) and the
+weights ``<output_dir>/model.safetensors``, so stage 7 runs with
+``--classification_train_config <output_dir>/config.yaml
+--classification_model_file <output_dir>/model.safetensors`` (cls.sh: ``inference_model=model.safetensors``).
+``--write_pth true`` also writes ``model.pth`` (a plain state_dict). ``--repo_id`` may also
+be a local packed ``.zip`` or folder. Prints the inference model file name on stdout.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo_id", required=True, help="user/name on the Hub, or a local packed .zip or folder")
     p.add_argument("--output_dir", required=True, help="model folder to write, e.g. exp/<name>")
     p.add_argument("--revision", type=str_or_none, default=None, help="branch, tag or commit (default: main)")
-    p.add_argument("--write_pth", type=str2bool, default=True, help="also write model.pth for stage 7")
+    p.add_argument("--write_pth", type=str2bool, default=False, help="also write model.pth (plain state_dict)")
     p.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
