@@ -42,7 +42,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-from espnet_cls.cli import run_main
+from espnet_cls.cli import run_main, str2bool
 
 LAUNCH = "espnet_cls.bin.launch"
 
@@ -173,6 +173,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--ngpu", type=int, default=0, help="GPUs per node")
     p.add_argument("--num_nodes", type=int, default=1, help="number of nodes (more than 1 needs slurm.pl)")
     p.add_argument("--num_procs", type=int, default=None, help="processes per node (default: max(ngpu, 1))")
+    p.add_argument("--init_file_prefix", default=None,
+                   help="accepted for ESPnet compatibility and ignored (the rendezvous is env:// over TCP)")
+    p.add_argument("--multiprocessing_distributed", type=str2bool, default=True,
+                   help="accepted for ESPnet compatibility and ignored (one process per GPU is always used)")
     p.add_argument("--local_procs", type=int, default=None, help=argparse.SUPPRESS)  # internal: spawn mode
     p.add_argument("--slurm_task", action="store_true", help=argparse.SUPPRESS)  # internal: srun task shim
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- <command> [args...]")
