@@ -219,3 +219,39 @@ def test_rejects_bad_options(Enc):
         Enc(1, beats_config=TINY_CFG, adapter_config="a.json")
     with pytest.raises(ValueError, match="max_layer"):
         Enc(1, beats_config=TINY_CFG, max_layer=5)
+
+
+def test_roll_waveforms_rotates_within_valid_samples():
+    from espnet_cls.models.beats import roll_waveforms
+
+    torch.manual_seed(0)
+    x = torch.arange(1, 21, dtype=torch.float32).repeat(3, 1)
+    lens = torch.tensor([20, 12, 3])
+    x[1, 12:] = -1.0
+    x[2, 3:] = -1.0
+    seen = set()
+    for _ in range(20):
+        y = roll_waveforms(x, lens, interval=4)
+        assert torch.equal(y[1, 12:], x[1, 12:]) and torch.equal(y[2], x[2])  # padding kept; 3 < interval: no roll
+        for i, n in ((0, 20), (1, 12)):
+            shift = int((y[i, 0] - 1).item())
+            assert shift % 4 == 0 and torch.equal(y[i, :n], torch.roll(x[i, :n], -shift))
+            seen.add((i, shift))
+    assert {s for i, s in seen if i == 0} == {0, 4, 8, 12, 16}
+
+
+def test_augmentation_only_in_training(Enc):
+    enc = Enc(1, beats_config=TINY_CFG, roll_augment=True, roll_interval=160,
+              specaug_config={"apply_time_warp": True, "apply_freq_mask": True, "apply_time_mask": True})
+    plain = Enc(1, beats_config=TINY_CFG)
+    plain.load_state_dict(enc.state_dict())
+    x, n = _wav(6000, 3)[None, :, None], torch.tensor([6000])
+    enc.eval()
+    plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(enc(x, n)[0], plain(x, n)[0], rtol=0, atol=0)
+        fb_eval, _ = enc.features(x, n)
+        enc.train()
+        torch.manual_seed(1)
+        fb_train, _ = enc.features(x, n)
+    assert not torch.equal(fb_eval, fb_train)
