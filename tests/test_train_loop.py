@@ -195,3 +195,26 @@ def test_ddp_two_processes_on_cpu(mc_corpus, repo_root):
     assert abs(max(e["valid"]["acc"] for e in hist) - max(e["valid"]["acc"] for e in h1)) <= 0.35
     assert np.isfinite([e["valid"]["loss"] for e in hist]).all()
     assert safe_load(out2 / "valid.acc.best.pth")
+
+
+def test_options_accum_numel_init_freeze_steplr_patience(mc_corpus, mc_run):
+    """Less common options run end to end: accum_grad, numel batches, init_param from another
+    run with a frozen encoder, steplr, and early stopping by patience."""
+    root, c = mc_corpus
+    out = root / "exp_opts"
+    cls_train(train_args(c, write_yaml(root), out, "--max_epoch", "6", "--use_matplotlib", "false",
+                         "--accum_grad", "2", "--batch_type", "numel", "--batch_bins", "40000",
+                         "--init_param", f"{mc_run}/valid.acc.best.pth", "--freeze_param", "encoder",
+                         "--scheduler", "steplr", "--scheduler_conf", "step_size=1,gamma=0.5",
+                         "--patience", "1", "--early_stopping_criterion", "[valid, loss, min]"))
+    hist = _history(out)
+    assert 1 <= len(hist) <= 6
+    assert [e["lr"] for e in hist][:2] == [0.003, 0.0015]  # steplr halves every epoch
+    init = torch.load(mc_run / "valid.acc.best.pth", weights_only=True)
+    last = torch.load(out / "checkpoint.pth", weights_only=True)["model"]
+    enc = [k for k in init if k.startswith("encoder.") and init[k].is_floating_point() and "running" not in k]
+    assert enc and all(torch.equal(init[k], last[k]) for k in enc)  # frozen and initialised
+    assert not torch.equal(init["decoder.linear.weight"], last["decoder.linear.weight"])  # still trained
+    if len(hist) < 6:  # stopped early: the best valid loss is `patience` epochs back
+        losses = [e["valid"]["loss"] for e in hist]
+        assert losses.index(min(losses)) == len(hist) - 2
