@@ -133,6 +133,29 @@ def write_data_dir(data_dir: PathLike, utts: Sequence[Utt], weights: Optional[Ma
         (data_dir / "utt2weight").unlink()
 
 
+def write_splits(
+    datadir: PathLike,
+    splits: Mapping[str, Sequence[Utt]],
+    validate: bool = True,
+    weights: Optional[Mapping[str, Mapping[str, float]]] = None,
+) -> None:
+    """Write each split as ``datadir/<split>`` and validate it; logs the per-class counts.
+
+    ``weights`` optionally maps a split name to its ``utt2weight`` values.
+    """
+    datadir = Path(datadir)
+    for split, utts in splits.items():
+        write_data_dir(datadir / split, utts, (weights or {}).get(split))
+        counts: dict[str, int] = {}
+        for u in utts:
+            for lab in u.labels or ("<blank>",):
+                counts[lab] = counts.get(lab, 0) + 1
+        shown = " ".join(f"{k}={v}" for k, v in sorted(counts.items())) if len(counts) <= 30 else "..."
+        logger.info("%s: %d utterances, %d classes (%s)", datadir / split, len(utts), len(counts), shown)
+        if validate:
+            validate_data_dir(datadir / split)
+
+
 def validate_data_dir(data_dir: PathLike) -> bool:
     """Run ``utils/validate_data_dir.sh --no-feats`` on ``data_dir`` if the repository has it.
 

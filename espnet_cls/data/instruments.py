@@ -104,7 +104,7 @@ def melodic_phrase(fam: Family, rng: np.random.Generator, duration: float) -> li
     beat = 60.0 / rng.uniform(70, 160)
     kind = PHRASES[rng.integers(len(PHRASES))]
     span = fam.high - fam.low
-    centre = fam.low + int(rng.integers(span // 4, 3 * span // 4 + 1))
+    centre = fam.low + int(rng.integers(span // 3, 2 * span // 3 + 1))
     scale = SCALES[rng.integers(len(SCALES))]
     vel0 = int(rng.integers(60, 120))
 
@@ -296,8 +296,8 @@ def make_clip(job: Job) -> Utt:
             part = _renderer(job.fs).render(fam, item_rng(job.seed, *job.keys, "part", j), job.duration, prog)
             gain_db = 0.0 if j == 0 else rng.uniform(-8.0, 0.0)
             mix += peak_normalize(part, gain_db)
-        audio = peak_normalize(mix, rng.uniform(-14.0, -3.0))
-        audio = add_noise(audio, rng, rng.uniform(25.0, 45.0))
+        audio = peak_normalize(mix, rng.uniform(-12.0, -3.0))
+        audio = add_noise(audio, rng, rng.uniform(30.0, 45.0))
         if float(np.max(np.abs(audio))) > 0.99:
             audio = peak_normalize(audio, -1.0)
     else:  # noise only, at a low level

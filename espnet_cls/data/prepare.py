@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from espnet_cls.cli import run_main, setup_logging, str2bool
-from espnet_cls.data.common import SPLITS, Utt, reset_dir, validate_data_dir, write_data_dir
+from espnet_cls.data.common import SPLITS, Utt, reset_dir, write_splits
 
 logger = logging.getLogger("espnet_cls.data")
 
@@ -40,25 +40,6 @@ def make_corpus(corpus: str, audio_dir: Path, size: str, seed: int, nj: int, fs:
 
         return make_lid(audio_dir, size, seed, nj, fs)
     raise ValueError(f"unknown demo corpus {corpus!r}; choose from {', '.join(DEMO_CORPORA)}")
-
-
-def write_splits(datadir: Path, splits: dict[str, list[Utt]], validate: bool = True) -> None:
-    """Write each split as ``datadir/<split>`` and validate it; logs the per-class counts."""
-    for split, utts in splits.items():
-        write_data_dir(datadir / split, utts)
-        counts: dict[str, int] = {}
-        for u in utts:
-            for lab in u.labels or ("<blank>",):
-                counts[lab] = counts.get(lab, 0) + 1
-        logger.info(
-            "%s: %d utterances, %d classes (%s)",
-            datadir / split,
-            len(utts),
-            len(counts),
-            " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
-        )
-        if validate:
-            validate_data_dir(datadir / split)
 
 
 def get_parser() -> argparse.ArgumentParser:
