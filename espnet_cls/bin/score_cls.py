@@ -34,6 +34,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--classification_type",
         type=str_or_none,
         choices=[*M.CLASSIFICATION_TYPES, None],
+        metavar="{multi-class,multi-label}",
         default=None,
         help="default: multi-label if any line has != 1 label or <blank>, else multi-class",
     )
