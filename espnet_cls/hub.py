@@ -130,8 +130,9 @@ def upload(
             raise
         except Exception as e:  # huggingface_hub's HTTP errors: one line, no token in it
             raise DataError(f"upload to {repo_id} failed: {type(e).__name__}: {_first_line(e)}") from None
-    logger.info("uploaded %s to https://huggingface.co/%s", packed_model, repo_id)
-    return f"https://huggingface.co/{repo_id}"
+    url = str(url or f"https://huggingface.co/{repo_id}")
+    logger.info("uploaded %s to %s", packed_model, url)
+    return url
 
 
 def _find_model_root(snapshot: Path, tmp: Path) -> Path:
