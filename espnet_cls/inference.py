@@ -153,7 +153,8 @@ class BatchInference:
         window_sec, hop_sec: split clips longer than ``window_sec`` (``hop_sec`` default:
             ``window_sec``), aggregate with ``window_aggregation`` (``mean`` | ``max``).
         device, dtype: where and in which precision the model runs (the model must already
-            be there); probabilities are returned as float64 numpy.
+            be on ``device``; for ``float64`` also in float64; ``float16``/``bfloat16`` run a
+            float32 model under ``torch.autocast``); probabilities are returned as float64 numpy.
     """
 
     def __init__(
@@ -186,8 +187,16 @@ class BatchInference:
 
     @torch.no_grad()
     def _forward(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        speech, lens = pad_batch(waves, self.dtype)
-        probs = self.model.predict_proba(speech.to(self.device), lens.to(self.device))
+        half = self.dtype in (torch.float16, torch.bfloat16)
+        # half precision through autocast (the model stays float32: features, softmax and
+        # reductions keep float32 where autocast says so); float64 runs a float64 model
+        speech, lens = pad_batch(waves, torch.float32 if half else self.dtype)
+        speech, lens = speech.to(self.device), lens.to(self.device)
+        if half:
+            with torch.autocast(self.device.type, dtype=self.dtype):
+                probs = self.model.predict_proba(speech, lens)
+        else:
+            probs = self.model.predict_proba(speech, lens)
         return probs.detach().to(torch.float64).cpu().numpy()
 
     def segments(self, lengths: Sequence[int]) -> list[_Segment]:
@@ -408,7 +417,7 @@ def run_inference(
         raise DataError("kaldi_ark input is not supported: dump with --audio_format flac or wav")
     model, config = load_inference_model(train_config, model_file, packed_model, device)
     torch_dtype = DTYPES[dtype]
-    if torch_dtype != torch.float32:
+    if torch_dtype == torch.float64:
         model = model.to(torch_dtype)
     fs = model_sample_rate(config)
     class_names = list(model.token_list[: model.n_classes])

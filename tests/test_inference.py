@@ -192,3 +192,16 @@ def test_packed_model_and_scoring_of_outputs(exp):
     assert score_cls.main(["-gtxt", str(root / "ref"), "-ptxt", str(pred / "text"), "-pscore", str(pred / "score"),
                            "-tok", str(root / "token_list"), "-o", str(root / "scoring")]) == 0
     assert (root / "scoring" / "metrics").read_text().startswith("|Split|mAP|")
+
+
+def test_dtypes_close_to_float32():
+    torch.manual_seed(0)
+    model = build_model(tiny_config("cnn")).eval()
+    waves = clips(3, seed=2)
+    p32 = I.BatchInference(model, FS, batch_size=4).predict(waves)
+    p16 = I.BatchInference(model, FS, batch_size=4, dtype=torch.bfloat16).predict(waves)  # autocast
+    np.testing.assert_allclose(p16, p32, atol=2e-2)
+    m64 = build_model(tiny_config("cnn")).eval()
+    m64.load_state_dict(model.state_dict())
+    p64 = I.BatchInference(m64.to(torch.float64), FS, batch_size=4, dtype=torch.float64).predict(waves)
+    np.testing.assert_allclose(p64, p32, atol=1e-5)
