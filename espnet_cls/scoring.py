@@ -26,8 +26,12 @@ Decisions:
   line with the wrong number of values is an error naming file and line.
 
 Outputs: ``metrics`` (markdown, ESPnet's ``|Split|…|`` shape, values ×100 with 2
-decimals) and ``metrics.json`` (all numbers as fractions, the per-class table, the
-left-out classes, unknown-label counts, the inputs).
+decimals) and ``metrics.json``: the numbers of :func:`espnet_cls.metrics.compute_metrics`
+as fractions at its top level (``acc``, ``mAP``, ``mean_auc``, ``d_prime``, ``micro_f1``,
+``macro_f1``, ``top1_hit_rate``, ``subset_acc``, counts …), plus ``split``,
+``classification_type``, ``scores`` (``all``/``predicted_only``), ``decisions``,
+``left_out_classes``, ``unknown_labels``, ``per_class`` (list of dicts), ``confusion_matrix``
+(multi-class) and ``files``; nan/inf are written as null.
 """
 
 from __future__ import annotations
@@ -306,7 +310,7 @@ def score(
         "scores": "all" if inputs.y_score is not None else "predicted_only",
         "decisions": decisions,
         "espnet_compat": espnet_compat,
-        "metrics": m,
+        **{k: v for k, v in m.items() if k != "classification_type"},  # the numbers, at the top level
         "left_out_classes": [c for c, s in zip(inputs.class_names, support) if s == 0],
         "unknown_labels": dict(inputs.unknown_labels.most_common()),
         "n_unknown_label_occurrences": int(sum(inputs.unknown_labels.values())),
@@ -363,7 +367,7 @@ def _fmt(key: str, v: Any) -> str:
 
 def format_markdown(report: dict[str, Any], header: bool = True) -> str:
     """ESPnet-shaped markdown table for one set: ``|Split|…|`` header, separator, one row."""
-    m = report["metrics"]
+    m = report
     cols = MULTI_CLASS_COLUMNS if report["classification_type"] == M.MULTI_CLASS else MULTI_LABEL_COLUMNS
     names = ["Split"] + [c for c, _ in cols] + ["n_labels", "n_left_out", "n_instances"]
     vals = [report["split"] or "-"] + [_fmt(k, m.get(k)) for _, k in cols]
@@ -483,7 +487,7 @@ def environment_block(exp_dir: PathLike, repo_dir: Optional[PathLike] = None) ->
 
 
 def _note_lines(report: dict[str, Any]) -> list[str]:
-    m = report["metrics"]
+    m = report
     notes = []
     if report["scores"] != "all":
         notes.append("- scores hold only the predicted classes (`output_all_probabilities=false`): no mAP/AUC/top-1")
@@ -538,7 +542,7 @@ def plot_images(report: dict[str, Any], out_dir: PathLike) -> Optional[Path]:
                                 color="white" if norm[i, j] > 0.5 else "black")
         ax.set_xlabel("predicted")
         ax.set_ylabel("reference")
-        ax.set_title(f"{split}: confusion matrix (acc {_fmt('acc', report['metrics']['acc'])} %)")
+        ax.set_title(f"{split}: confusion matrix (acc {_fmt('acc', report['acc'])} %)")
         path = out / f"{split}_confusion_matrix.png"
     else:
         ap = np.array([np.nan if r["ap"] is None else r["ap"] for r in report["per_class"]], dtype=np.float64)
@@ -551,7 +555,7 @@ def plot_images(report: dict[str, Any], out_dir: PathLike) -> Optional[Path]:
         labels = [labels[i] for i in order]
         fig, ax = plt.subplots(figsize=(min(4 + 0.25 * len(vals), 40), 4.5))
         ax.bar(range(len(vals)), 100 * vals, color="tab:blue")
-        mean_ap = report["metrics"].get("mAP")
+        mean_ap = report.get("mAP")
         mean_ap = float(vals.mean()) if mean_ap is None else float(mean_ap)
         ax.axhline(100 * mean_ap, color="tab:red", linestyle="--", label=f"mAP {100 * mean_ap:.2f}")
         if len(vals) <= 80:

@@ -46,7 +46,7 @@ def test_multilabel_report(ml_set):
     assert inp.unknown_labels == {"fish": 1}
     assert inp.y_true.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 0], [1, 0, 0]]
     rep = scoring.score(inp, "cls_test")
-    m = rep["metrics"]
+    m = rep
     s = np.array([[0.9, 0.1, 0.2], [0.2, 0.7, 0.4], [0.1, 0.2, 0.3], [0.3, 0.2, 0.6]])
     t = inp.y_true
     expect = np.mean([average_precision_score(t[:, k], s[:, k]) for k in range(3)])
@@ -58,7 +58,7 @@ def test_multilabel_report(ml_set):
     assert rep["n_unknown_label_occurrences"] == 1 and rep["left_out_classes"] == []
     # thresholds recompute decisions from scores: at 0.35 u2 -> {cat, bird} is exact
     rep2 = scoring.score(inp, "cls_test", threshold=0.35)
-    assert rep2["metrics"]["subset_acc"] == pytest.approx(0.75)
+    assert rep2["subset_acc"] == pytest.approx(0.75)
 
 
 def test_left_out_class_and_espnet_compat(ml_set):
@@ -66,9 +66,9 @@ def test_left_out_class_and_espnet_compat(ml_set):
     _write(ref, ["u1 dog", "u2 cat", "u3 <blank>", "u4 dog"])  # no bird
     inp = scoring.load_scoring_inputs(ref, hyp, sc, tok)
     rep = scoring.score(inp)
-    assert rep["left_out_classes"] == ["bird"] and rep["metrics"]["n_classes_left_out"] == 1
+    assert rep["left_out_classes"] == ["bird"] and rep["n_classes_left_out"] == 1
     rc = scoring.score(inp, espnet_compat=True)
-    assert rc["metrics"]["mAP"] == pytest.approx(rep["metrics"]["mAP"] * 2 / 3)
+    assert rc["mAP"] == pytest.approx(rep["mAP"] * 2 / 3)
 
 
 def test_multiclass_inferred_and_partial_scores(tmp_path):
@@ -78,13 +78,13 @@ def test_multiclass_inferred_and_partial_scores(tmp_path):
     full = _write(tmp_path / "score", ["x1 0.8 0.2", "x2 0.6 0.4", "x3 0.1 0.9"])
     inp = scoring.load_scoring_inputs(ref, hyp, full, tok)
     assert inp.classification_type == "multi-class"
-    m = scoring.score(inp)["metrics"]
+    m = scoring.score(inp)
     assert m["acc"] == pytest.approx(2 / 3) and m["mAP"] == pytest.approx(1.0)
     part = _write(tmp_path / "score_p", ["x1 0.8", "x2 0.6", "x3 0.9"])
     inp = scoring.load_scoring_inputs(ref, hyp, part, tok)
     rep = scoring.score(inp)
     assert inp.y_score is None and rep["scores"] == "predicted_only"
-    assert rep["metrics"]["acc"] == pytest.approx(2 / 3)
+    assert rep["acc"] == pytest.approx(2 / 3)
     assert "|-|" in scoring.format_markdown(rep)  # mAP shown as "-"
 
 
@@ -178,6 +178,6 @@ def test_classification_type_from_config(tmp_path):
     argv = ["-gtxt", str(ref), "-ptxt", str(hyp), "-pscore", str(sc), "-tok", str(tok), "-o", str(out)]
     assert score_cls.main([*argv, "--classification_train_config", str(cfg)]) == 0
     js = json.loads((out / "metrics.json").read_text())
-    assert js["classification_type"] == "multi-label" and js["metrics"]["subset_acc"] == 1.0
+    assert js["classification_type"] == "multi-label" and js["subset_acc"] == 1.0
     assert score_cls.main(argv) == 0
     assert json.loads((out / "metrics.json").read_text())["classification_type"] == "multi-class"

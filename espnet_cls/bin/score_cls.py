@@ -95,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log.info("Wrote per-class thresholds (max F1 on %s) to %s", args.gt_text_file, args.tune_thresholds)
     split = args.split_name or scoring.split_name_from_path(args.pred_score_file)
     report = scoring.score(inputs, split, threshold=args.threshold, thresholds=thresholds, espnet_compat=args.espnet_compat)
-    m = report["metrics"]
+    m = report
     log.info(
         "%s (%s, %d clips, %d classes, %d left out of the mAP mean): acc=%s mAP=%s",
         split,
