@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -223,6 +224,8 @@ class BatchInference:
         """
         if len(lengths) != n_clips:
             raise ValueError("need one length per clip")
+        if n_clips == 0:
+            return np.zeros((0, 0))
         segs = self.segments(lengths)
         seg_len = [s.end - s.start for s in segs]
         batches = length_sorted_batches(seg_len, self.batch_size)
@@ -445,8 +448,17 @@ def run_inference(
         f", windows of {window_sec:g} s ({window_aggregation})" if window_sec else "",
     )
     get_wave = _prefetching_reader(audio, keys, engine, lengths, num_workers)
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(engine.segments(lengths)), unit="clip" if not window_sec else "window", leave=False)
     t0 = time.perf_counter()
-    probs = engine.predict_iter(len(keys), lengths, get_wave)
+    try:
+        probs = engine.predict_iter(len(keys), lengths, get_wave, on_batch=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
     dt = time.perf_counter() - t0
     if not keys:
         probs = np.zeros((0, len(class_names)))
