@@ -125,6 +125,12 @@ def test_predictor_reported_and_strict_accounting(tmp_path, Enc, caplog):
     assert enc.load_report.ok
     assert enc.encoder.layers[1].self_attn.relative_attention_bias is enc.encoder.layers[0].self_attn.relative_attention_bias
 
+    differ = dict(state)
+    differ["encoder.layers.1.self_attn.relative_attention_bias.weight"] = differ[
+        "encoder.layers.1.self_attn.relative_attention_bias.weight"] + 1.0
+    with pytest.raises(BeatsCheckpointError, match="differs from encoder.layers.0"):
+        Enc(1, beats_ckpt_path=str(_write(tmp_path, cfg, differ, "d.pt")))
+
     with pytest.raises(BeatsCheckpointError, match="not a BEATs checkpoint"):
         torch.save({"state": {}}, tmp_path / "x.pt")
         Enc(1, beats_ckpt_path=str(tmp_path / "x.pt"))
