@@ -13,6 +13,10 @@ ONNX goes through ``torch.onnx.export(dynamo=True)`` with dynamic batch and time
 ``torch.jit.trace`` of the same wrapper; its ``classes`` etc. are in the archive's
 ``extra_files`` (``meta.json``).
 
+Checked (tests/test_export.py) for the CNN, transformer and conformer encoders with the
+default frontend. BEATs (``frontend: none``, its own fbank) does not export yet: the
+``torch.export`` step fails on its feature extraction, and TorchScript tracing fails too.
+
 Two details make one graph valid for every input length:
 
 * :class:`ExportWrapper` skips the model's "trim the batch to its longest clip" step

@@ -49,7 +49,7 @@ def _reference(model, x, lens):
     return model.logits_to_proba(logits).numpy(), logits.numpy()
 
 
-@pytest.mark.parametrize("encoder", ["cnn", "transformer"])
+@pytest.mark.parametrize("encoder", ["cnn", "transformer", pytest.param("conformer", marks=pytest.mark.slow)])
 def test_onnx_matches_pytorch(encoder, tmp_path):
     if encoder == "cnn":  # through the user-facing path: packed zip -> export() (which self-checks to 1e-4)
         e = make_exp(tmp_path)

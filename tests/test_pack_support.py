@@ -37,6 +37,15 @@ ENCODERS = {
         "positional_dropout_rate": 0.0,
         "input_layer": "conv2d",
     },
+    "conformer": {
+        "output_size": 16,
+        "attention_heads": 2,
+        "linear_units": 32,
+        "num_blocks": 1,
+        "dropout_rate": 0.0,
+        "positional_dropout_rate": 0.0,
+        "cnn_module_kernel": 5,
+    },
 }
 
 def env() -> dict:
