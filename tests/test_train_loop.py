@@ -218,3 +218,33 @@ def test_options_accum_numel_init_freeze_steplr_patience(mc_corpus, mc_run):
     if len(hist) < 6:  # stopped early: the best valid loss is `patience` epochs back
         losses = [e["valid"]["loss"] for e in hist]
         assert losses.index(min(losses)) == len(hist) - 2
+
+
+@pytest.mark.slow
+def test_kill9_then_resume_equals_uninterrupted(mc_corpus, repo_root):
+    """A real `kill -9` after epoch 1's checkpoint, then --resume true (same command)."""
+    import signal
+    import time
+
+    root, c = mc_corpus
+    y = write_yaml(root)
+    y.write_text(y.read_text().replace("scheduler: none", "scheduler: warmupcosinelr"))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(repo_root))
+
+    def cmd(out: Path) -> list[str]:
+        return [sys.executable, "-m", "espnet_cls.bin.cls_train",
+                *train_args(c, y, out, "--max_epoch", "3", "--use_matplotlib", "false", "--resume", "true")]
+
+    subprocess.run(cmd(root / "k_straight"), env=env, check=True, capture_output=True)
+    out = root / "k_killed"
+    p = subprocess.Popen(cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = out / "checkpoint.pth"
+    while p.poll() is None and not ck.exists():
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert torch.load(ck, weights_only=True)["epoch"] < 3
+    subprocess.run(cmd(out), env=env, check=True, capture_output=True)
+    a = torch.load(root / "k_straight" / "3epoch.pth", weights_only=True)
+    b = torch.load(out / "3epoch.pth", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
