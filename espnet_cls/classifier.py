@@ -226,10 +226,19 @@ class Classifier:
         batch_size: int = 8,
         top_k: Optional[int] = None,
     ) -> list[Prediction]:
-        """Predictions for several clips (paths and/or arrays; arrays share ``sample_rate``)."""
-        waves = [self.load(a, sample_rate) for a in audios]
-        probs = self.predict_proba(waves, batch_size=batch_size)
-        return [self.decide(p, top_k) for p in probs]
+        """Predictions for several clips (paths and/or arrays; arrays share ``sample_rate``).
+
+        Clips are decoded ``chunk`` at a time (64 batches), so a long file list does not
+        have to fit in memory at once; within a chunk, batches are formed by length.
+        """
+        audios = list(audios)
+        chunk = 64 * max(1, int(batch_size))
+        out: list[Prediction] = []
+        for s in range(0, len(audios), chunk):
+            waves = [self.load(a, sample_rate) for a in audios[s : s + chunk]]
+            probs = self.predict_proba(waves, batch_size=batch_size)
+            out += [self.decide(p, top_k) for p in probs]
+        return out
 
     def predict_files(self, paths: Sequence[PathLike], batch_size: int = 8, top_k: Optional[int] = None) -> list[Prediction]:
         """Predictions for audio files, in the order given."""
