@@ -62,3 +62,21 @@ def test_balanced_sampling_follows_weights():
     eb = EpochBatches(b, shuffle=True, seed=0, weights=w, batch_size=4, lengths={k: v[0] for k, v in speech.items()})
     keys = [k for x in eb.epoch(1) + eb.epoch(2) for k in x]
     assert len(keys) == 40 and keys.count("u00") > 20  # p(u00) = 100/119
+
+
+def test_equal_lengths_mix_classes_and_are_redrawn_each_epoch():
+    import numpy as np
+
+    # fixed-length clips whose keys group the classes, as in most classification corpora
+    shapes = {f"c{c}-{i:03d}": [32000] for c in range(5) for i in range(40)}
+
+    def make(rng):
+        return build_batches([shapes], "folded", 20, fold_lengths=[160000], rng=rng)
+
+    b = make(np.random.RandomState(0))
+    assert all(len({k[:2] for k in x}) >= 3 for x in b)  # key order would give one class per batch
+    eb = EpochBatches(b, shuffle=True, seed=1, rebuild=make)
+    e1, e2 = eb.epoch(1), eb.epoch(2)
+    assert e1 == EpochBatches(b, shuffle=True, seed=1, rebuild=make).epoch(1)
+    assert {frozenset(x) for x in e1} != {frozenset(x) for x in e2}
+    assert sorted(k for x in e1 for k in x) == sorted(shapes)

@@ -13,7 +13,13 @@ Batches are lists of utterance keys, built once from the shape files
   item, summed over the shape files) <= batch_bins``.
 * ``unsorted`` — file order, split like ``sorted`` (no shape numbers needed).
 
-A too-small last batch is merged into the previous one. Every epoch the training batch
+A too-small last batch is merged into the previous one.
+
+Unlike ESPnet, clips of *equal* length are not ordered by key: classification corpora often
+have fixed-length clips (2 s, 5 s, 10 s) and keys that group a class together
+(``<corpus>-<class>-<n>``), so key order would fill each batch with one class (ruinous with
+BatchNorm and SGD). Ties are broken at random, and the training batches are redrawn every
+epoch with ``RandomState(seed + epoch)`` (the batch *sizes* still follow the lengths). Every epoch the training batch
 order is shuffled with ``RandomState(seed + epoch)`` (same order on every rank); with
 ``world_size > 1`` each batch is split as ``batch[rank::world_size]`` (ESPnet's rule), so
 the global batch is the same as with one process.
@@ -25,7 +31,7 @@ replacement with probability proportional to ``utt2weight`` (a file beside the t
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -66,12 +72,14 @@ def build_batches(
     sort_in_batch: str = "descending",
     sort_batch: str = "ascending",
     drop_last: bool = False,
+    rng: Optional[np.random.RandomState] = None,
 ) -> list[list[str]]:
-    """Make the fixed list of batches (lists of keys) from shape dicts.
+    """Make the list of batches (lists of keys) from shape dicts.
 
     ``shapes[0]`` gives the keys and the sort length; every other shape dict must hold the same
     keys. ``fold_lengths`` pairs with ``shapes`` (folded only). Returns batches in
     ``sort_batch`` order, keys inside a batch in ``sort_in_batch`` order of length.
+    ``rng``: break ties between equal lengths at random instead of by key (see module doc).
     """
     if batch_type not in BATCH_TYPES:
         raise DataError(f"batch_type must be one of {', '.join(BATCH_TYPES)}, got {batch_type!r}")
@@ -105,7 +113,11 @@ def build_batches(
     def numel(d: dict, k: str) -> int:
         return int(np.prod(d[k]))
 
-    keys.sort(key=lambda k: (shapes[0][k][0], k))
+    if rng is not None:
+        tie = dict(zip(keys, rng.permutation(len(keys)).tolist()))
+        keys.sort(key=lambda k: (shapes[0][k][0], tie[k]))
+    else:
+        keys.sort(key=lambda k: (shapes[0][k][0], k))
     batches: list[list[str]] = []
     if batch_type == "folded":
         if len(fold_lengths) != len(shapes):
@@ -168,13 +180,16 @@ class EpochBatches:
         lengths: ``{key: length}`` used to sort balanced batches.
         shuffle_within_batch: shuffle keys inside each batch.
         num_iters_per_epoch: if set, exactly this many batches per epoch (cycling the list).
+        rebuild: ``rng -> batches``; if given, the batches are rebuilt every epoch (random ties).
     """
 
     def __init__(self, batches: list[list[str]], shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1,
                  weights: Optional[dict[str, float]] = None, batch_size: Optional[int] = None,
                  lengths: Optional[dict[str, int]] = None, shuffle_within_batch: bool = False,
-                 num_iters_per_epoch: Optional[int] = None) -> None:
+                 num_iters_per_epoch: Optional[int] = None,
+                 rebuild: Optional[Callable[[np.random.RandomState], list[list[str]]]] = None) -> None:
         self.batches = [list(b) for b in batches]
+        self.rebuild = rebuild
         self.shuffle = shuffle
         self.seed = seed
         self.rank = rank
@@ -205,7 +220,12 @@ class EpochBatches:
             batches = _merge_small_last(batches, max(self.world_size, 1))
             batches = [sorted(b, key=lambda k: -self.lengths.get(k, 0)) for b in batches]
         else:
-            batches = [list(b) for b in self.batches]
+            if self.rebuild is not None:
+                batches = self.rebuild(np.random.RandomState((self.seed + 7919 * epoch) % (2**32)))
+                if self.world_size > 1:
+                    batches = _merge_small_last(batches, self.world_size)
+            else:
+                batches = [list(b) for b in self.batches]
             if self.shuffle:
                 order = rng.permutation(len(batches))
                 batches = [batches[i] for i in order]

@@ -161,11 +161,14 @@ class Trainer:
         else:
             bs = int(c.get("valid_batch_size") or c["batch_size"])
             bins = int(c.get("valid_batch_bins") or c["batch_bins"])
-        batches = build_batches(shapes, c["batch_type"], bs, bins, fold[: len(shapes)],
-                                min_batch_size=max(1, self.info.world_size),
-                                sort_in_batch=c.get("sort_in_batch", "descending"),
-                                sort_batch=c.get("sort_batch", "ascending"),
-                                drop_last=bool(c.get("drop_last_iter")) and mode == "train")
+        def make(rng: np.random.RandomState) -> list[list[str]]:
+            return build_batches(shapes, c["batch_type"], bs, bins, fold[: len(shapes)],
+                                 min_batch_size=max(1, self.info.world_size),
+                                 sort_in_batch=c.get("sort_in_batch", "descending"),
+                                 sort_batch=c.get("sort_batch", "ascending"),
+                                 drop_last=bool(c.get("drop_last_iter")) and mode == "train", rng=rng)
+
+        batches = make(np.random.RandomState(self.seed))
         weights = None
         if mode == "train" and c.get("balanced_sampling"):
             wav = _speech_path(specs)
@@ -183,7 +186,8 @@ class Trainer:
         eb = EpochBatches(batches, shuffle=(mode == "train"), seed=self.seed, rank=self.info.rank,
                           world_size=self.info.world_size, weights=weights, batch_size=bs, lengths=lengths,
                           shuffle_within_batch=bool(c.get("shuffle_within_batch")) and mode == "train",
-                          num_iters_per_epoch=c.get("num_iters_per_epoch") if mode == "train" else None)
+                          num_iters_per_epoch=c.get("num_iters_per_epoch") if mode == "train" else None,
+                          rebuild=make if mode == "train" and c["batch_type"] != "unsorted" else None)
         return ds, eb
 
     def _loader(self, ds: ClsDataset, batches: list[list[str]]) -> torch.utils.data.DataLoader:
