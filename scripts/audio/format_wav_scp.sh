@@ -26,8 +26,9 @@ log() {
 root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
 
 help_message=$(cat <<EOF
-Usage: $0 [options] <wav.scp> <dumpdir>
+Usage: $0 [options] <wav.scp> <dumpdir> [<logdir> [<audiodir>]]
 e.g.:  $0 --nj 8 --cmd run.pl --audio-format flac --fs 16k data/train/wav.scp dump/train
+  <logdir> defaults to <dumpdir>/logs, <audiodir> to <dumpdir>/data (as ESPnet's script)
 
 Options:
   --nj <nj>                 # number of parallel jobs (default: 1; at most the number of utterances)
@@ -83,7 +84,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-if [ $# -ne 2 ]; then
+if [ $# -lt 2 ] || [ $# -gt 4 ]; then
     echo "${help_message}" >&2
     exit 2
 fi
@@ -91,8 +92,10 @@ fi
 scp=$1
 dir=${2%/}
 set_name=$(basename "${dir}")
-logdir=${dir}/logs
-datadir=${dir}/data
+logdir=${3:-${dir}/logs}
+logdir=${logdir%/}
+datadir=${4:-${dir}/data}
+datadir=${datadir%/}
 
 case "${audio_format}" in
     flac|wav) ;;
