@@ -330,3 +330,15 @@ def test_param_groups_and_train_step_hooks():
     assert calls == [7]
     plain = build_model(small_config("cnn"))
     assert len(plain.param_groups(1e-3)) == 1
+
+
+def test_specaug_replace_with_mean():
+    torch.manual_seed(0)
+    aug = SpecAug(apply_time_warp=False, apply_freq_mask=False, time_mask_width_range=[10, 10], num_time_mask=1, replace_with_zero=False)
+    x = torch.arange(40.0).view(1, 20, 2).repeat(2, 1, 1)
+    y, _ = aug(x, torch.tensor([20, 15]))
+    changed = (y != x).any(-1)
+    assert int(changed[0].sum()) > 0
+    assert torch.all(y[1, 15:] == x[1, 15:])  # padding untouched
+    masked_vals = y[0][changed[0]].unique()
+    assert masked_vals.numel() == 1 and float(masked_vals) == pytest.approx(float(x[0].mean()))

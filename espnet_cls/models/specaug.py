@@ -2,7 +2,7 @@
 
 Applied by the model in training mode only. Every operation works per clip inside its
 valid length (``lengths``), so padding is never warped into a clip and time masks never
-land in the padding. Masked values are 0, as ESPnet's (before normalization).
+land in the padding. Masked values are 0 (or the clip mean), as ESPnet's (before normalization).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ class SpecAug(nn.Module):
         apply_time_warp, time_warp_window (frames), time_warp_mode (``bicubic``|``bilinear``|``nearest``...).
         apply_freq_mask, freq_mask_width_range ([low, high] bins), num_freq_mask.
         apply_time_mask, time_mask_width_range ([low, high] frames) or time_mask_width_ratio_range
-        ([low, high] fractions of each clip's length), num_time_mask.
+        ([low, high] fractions of each clip's length; default width range [0, 30]), num_time_mask.
+        replace_with_zero: masked values are 0 (default), else the clip's mean over its valid frames.
     """
 
     def __init__(
@@ -46,6 +47,7 @@ class SpecAug(nn.Module):
         time_mask_width_range: Sequence[int] | None = None,
         time_mask_width_ratio_range: Sequence[float] | None = None,
         num_time_mask: int = 2,
+        replace_with_zero: bool = True,
     ) -> None:
         super().__init__()
         if not (apply_time_warp or apply_freq_mask or apply_time_mask):
@@ -62,8 +64,9 @@ class SpecAug(nn.Module):
         self.time_mask_width_range = _range(time_mask_width_range, "time_mask_width_range")
         self.time_mask_width_ratio_range = _range(time_mask_width_ratio_range, "time_mask_width_ratio_range")
         if self.apply_time_mask and self.time_mask_width_range is None and self.time_mask_width_ratio_range is None:
-            self.time_mask_width_range = (0, 100)  # ESPnet's default
+            self.time_mask_width_range = (0, 30)  # ESPnet's MaskAlongAxis default width
         self.num_time_mask = int(num_time_mask)
+        self.replace_with_zero = bool(replace_with_zero)
 
     def _warp_one(self, x: torch.Tensor) -> torch.Tensor:
         """x [T, D] (valid part of one clip) -> time-warped [T, D]."""
@@ -83,6 +86,10 @@ class SpecAug(nn.Module):
         """x [B, T, D], lengths [B] -> augmented x (same shape), lengths (unchanged)."""
         x = x.clone()
         b, _, d = x.shape
+        if self.replace_with_zero:
+            fill = [0.0] * b
+        else:
+            fill = [float(x[i, : max(int(lengths[i]), 1)].mean()) for i in range(b)]
         if self.apply_time_warp:
             for i in range(b):
                 n = int(lengths[i])
@@ -97,7 +104,7 @@ class SpecAug(nn.Module):
                     if width <= 0:
                         continue
                     start = int(torch.randint(0, d - width + 1, (1,)))
-                    x[i, :, start : start + width] = 0.0
+                    x[i, : int(lengths[i]), start : start + width] = fill[i]
         if self.apply_time_mask:
             for i in range(b):
                 n = int(lengths[i])
@@ -113,5 +120,5 @@ class SpecAug(nn.Module):
                     if width <= 0:
                         continue
                     start = int(torch.randint(0, n - width + 1, (1,)))
-                    x[i, start : start + width, :] = 0.0
+                    x[i, start : start + width, :] = fill[i]
         return x, lengths
