@@ -25,6 +25,10 @@ seed=0                 # same seed -> byte-identical demo audio; also seeds the 
 size=default           # demo corpora: small (a few 1-s clips per class) | default
 audio_dir=             # demo corpora: where audio is written (default: <datadir>/audio/<corpus>)
 nj=2                   # demo corpora: worker processes
+num_train=             # demo corpora: override the size's clips per class (train/valid/test;
+num_valid=             #   instruments_mix: clips in all) ...
+num_test=
+duration=              # ... and seconds per clip
 fold=1                 # esc50: test fold (1..5)
 valid_fold=            # esc50: validation fold (default: fold mod 5 + 1)
 esc10=false            # esc50: keep the ESC-10 subset only
@@ -78,6 +82,10 @@ case "${corpus}" in
     instruments|instruments_mix|lid)
         opts=(--corpus "${corpus}" --seed "${seed}" --size "${size}" --nj "${nj}" --validate "${validate}")
         if [ -n "${audio_dir}" ]; then opts+=(--audio_dir "${audio_dir}"); fi
+        if [ -n "${num_train}" ]; then opts+=(--num_train "${num_train}"); fi
+        if [ -n "${num_valid}" ]; then opts+=(--num_valid "${num_valid}"); fi
+        if [ -n "${num_test}" ]; then opts+=(--num_test "${num_test}"); fi
+        if [ -n "${duration}" ]; then opts+=(--duration "${duration}"); fi
         "${py}" -m espnet_cls.data.prepare "${opts[@]}" "${datadir}"
         ;;
     esc50)

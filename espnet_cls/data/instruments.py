@@ -315,9 +315,17 @@ SIZES = {
 }
 
 
-def make_instruments(audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000) -> dict[str, list[Utt]]:
-    """Render the multi-class ``instruments`` corpus; returns the utterances of each split."""
-    counts, duration = SIZES["instruments"][size]
+def make_instruments(
+    audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000,
+    counts: Optional[Sequence[int]] = None, duration: Optional[float] = None,
+) -> dict[str, list[Utt]]:  # fmt: skip
+    """Render the multi-class ``instruments`` corpus; returns the utterances of each split.
+
+    ``counts`` (clips per class for train, valid, test) and ``duration`` (seconds)
+    override the values of ``size``.
+    """
+    counts = counts or SIZES["instruments"][size][0]
+    duration = duration or SIZES["instruments"][size][1]
     out: dict[str, list[Utt]] = {}
     for split, n_per_class in zip(("train", "valid", "test"), counts):
         jobs = []
@@ -331,9 +339,16 @@ def make_instruments(audio_dir: Path, size: str, seed: int, nj: int, fs: int = 1
     return out
 
 
-def make_instruments_mix(audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000) -> dict[str, list[Utt]]:
-    """Render the multi-label ``instruments_mix`` corpus; returns the utterances of each split."""
-    counts, duration = SIZES["instruments_mix"][size]
+def make_instruments_mix(
+    audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000,
+    counts: Optional[Sequence[int]] = None, duration: Optional[float] = None,
+) -> dict[str, list[Utt]]:  # fmt: skip
+    """Render the multi-label ``instruments_mix`` corpus; returns the utterances of each split.
+
+    ``counts`` (clips for train, valid, test) and ``duration`` override ``size``.
+    """
+    counts = counts or SIZES["instruments_mix"][size][0]
+    duration = duration or SIZES["instruments_mix"][size][1]
     names = [f.name for f in FAMILIES]
     out: dict[str, list[Utt]] = {}
     for split, n_clips in zip(("train", "valid", "test"), counts):

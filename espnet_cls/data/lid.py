@@ -27,7 +27,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import soxr
@@ -224,9 +224,16 @@ def _render_clip(job: LidJob) -> None:
     logger.debug("%s: %s %r", job.uttid, voice, text)
 
 
-def make_lid(audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000) -> dict[str, list[Utt]]:
-    """Synthesise the ``lid`` corpus; returns the utterances of each split."""
-    counts, duration = SIZES[size]
+def make_lid(
+    audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000,
+    counts: Optional[Sequence[int]] = None, duration: Optional[float] = None,
+) -> dict[str, list[Utt]]:  # fmt: skip
+    """Synthesise the ``lid`` corpus; returns the utterances of each split.
+
+    ``counts`` (clips per language for train, valid, test) and ``duration`` override ``size``.
+    """
+    counts = counts or SIZES[size][0]
+    duration = duration or SIZES[size][1]
     out: dict[str, list[Utt]] = {}
     for split, n_per_lang in zip(("train", "valid", "test"), counts):
         jobs = []

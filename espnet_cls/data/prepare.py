@@ -19,27 +19,48 @@ from typing import Optional, Sequence
 
 from espnet_cls.cli import run_main, setup_logging, str2bool
 from espnet_cls.data.common import SPLITS, Utt, reset_dir, write_splits
+from espnet_cls.fileio import DataError
 
 logger = logging.getLogger("espnet_cls.data")
 
 DEMO_CORPORA = ("instruments", "instruments_mix", "lid")
 
 
-def make_corpus(corpus: str, audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000) -> dict[str, list[Utt]]:
-    """Generate ``corpus`` into ``audio_dir`` and return the utterances of each split."""
+def make_corpus(
+    corpus: str, audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000,
+    counts: Optional[Sequence[int]] = None, duration: Optional[float] = None,
+) -> dict[str, list[Utt]]:  # fmt: skip
+    """Generate ``corpus`` into ``audio_dir`` and return the utterances of each split.
+
+    ``counts`` (train, valid, test; per class, or clips for ``instruments_mix``) and
+    ``duration`` (seconds per clip) override the defaults of ``size``.
+    """
     if corpus == "instruments":
         from espnet_cls.data.instruments import make_instruments
 
-        return make_instruments(audio_dir, size, seed, nj, fs)
+        return make_instruments(audio_dir, size, seed, nj, fs, counts, duration)
     if corpus == "instruments_mix":
         from espnet_cls.data.instruments import make_instruments_mix
 
-        return make_instruments_mix(audio_dir, size, seed, nj, fs)
+        return make_instruments_mix(audio_dir, size, seed, nj, fs, counts, duration)
     if corpus == "lid":
         from espnet_cls.data.lid import make_lid
 
-        return make_lid(audio_dir, size, seed, nj, fs)
+        return make_lid(audio_dir, size, seed, nj, fs, counts, duration)
     raise ValueError(f"unknown demo corpus {corpus!r}; choose from {', '.join(DEMO_CORPORA)}")
+
+
+def default_counts(corpus: str, size: str) -> tuple[int, int, int]:
+    """The (train, valid, test) counts that ``size`` gives ``corpus``."""
+    if corpus == "lid":
+        from espnet_cls.data.lid import SIZES as LID_SIZES
+
+        return tuple(LID_SIZES[size][0])  # type: ignore[return-value]
+    from espnet_cls.data.instruments import SIZES
+
+    return tuple(SIZES[corpus][size][0])  # type: ignore[return-value]
+
+
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -51,6 +72,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="same seed -> byte-identical audio")
     p.add_argument("--audio_dir", default=None, help="where audio goes (default: <datadir>/audio/<corpus>)")
     p.add_argument("--nj", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
+    p.add_argument("--num_train", type=int, default=None, help="override: training clips per class (per corpus for instruments_mix)")
+    p.add_argument("--num_valid", type=int, default=None, help="override: validation clips per class")
+    p.add_argument("--num_test", type=int, default=None, help="override: test clips per class")
+    p.add_argument("--duration", type=float, default=None, help="override: seconds per clip")
     p.add_argument("--fs", type=int, default=16000, help="sample rate of the written audio (Hz)")
     p.add_argument("--validate", type=str2bool, default=True, help="run utils/validate_data_dir.sh --no-feats")
     p.add_argument("--log_level", default="INFO")
@@ -67,7 +92,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for split in SPLITS:
         (audio_dir / split).mkdir()
     start = time.perf_counter()
-    splits = make_corpus(args.corpus, audio_dir, args.size, args.seed, args.nj, args.fs)
+    counts = None
+    overrides = (args.num_train, args.num_valid, args.num_test)
+    if any(v is not None for v in overrides):
+        counts = default_counts(args.corpus, args.size)
+        counts = tuple(o if o is not None else c for o, c in zip(overrides, counts))
+        if min(counts) < 1:
+            raise DataError(f"--num_train/--num_valid/--num_test must be >= 1, got {counts}")
+    splits = make_corpus(args.corpus, audio_dir, args.size, args.seed, args.nj, args.fs, counts, args.duration)
     n = sum(len(v) for v in splits.values())
     logger.info("generated %d clips of %s (size=%s, seed=%d) in %.1f s with nj=%d", n, args.corpus, args.size, args.seed, time.perf_counter() - start, args.nj)
     write_splits(datadir, splits, args.validate)
