@@ -371,6 +371,8 @@ def format_markdown(report: dict[str, Any], header: bool = True) -> str:
     cols = MULTI_CLASS_COLUMNS if report["classification_type"] == M.MULTI_CLASS else MULTI_LABEL_COLUMNS
     names = ["Split"] + [c for c, _ in cols] + ["n_labels", "n_left_out", "n_instances"]
     vals = [report["split"] or "-"] + [_fmt(k, m.get(k)) for _, k in cols]
+    if m.get("d_prime") is None and m.get("mean_auc") == 1.0:  # JSON has no inf: d' of AUC 1 is stored as null
+        vals[1 + [k for _, k in cols].index("d_prime")] = "inf"
     vals += [str(m["n_classes"]), str(m["n_classes_left_out"]), str(m["n_instances"])]
     lines = []
     if header:
