@@ -41,6 +41,12 @@ def packed(tmp_path_factory):
     return e
 
 
+def _metrics_json(packed: dict, set_name: str) -> dict:
+    """The scorer's numbers for one set (top level of metrics.json; older files nest them under "metrics")."""
+    js = json.loads((packed["exp"] / f"cls_{set_name}" / "scoring" / "metrics.json").read_text())
+    return js.get("metrics", js)
+
+
 class FakeHfApi:
     """Records calls; ``upload_folder`` copies the folder to ``remote/<repo_id>``."""
 
@@ -82,7 +88,7 @@ def test_upload_with_fake_api(packed, tmp_path):
     results = {r["dataset"]["split"]: {m["name"]: m["value"] for m in r["metrics"]} for r in front["model-index"][0]["results"]}
     assert set(results) == {"valid", "test"}
     for set_name in ("valid", "test"):
-        real = json.loads((packed["exp"] / f"cls_{set_name}" / "scoring" / "metrics.json").read_text())["metrics"]
+        real = _metrics_json(packed, set_name)
         assert results[set_name]["Accuracy (acc)"] == pytest.approx(real["acc"], abs=1e-6)
         assert results[set_name]["mAP"] == pytest.approx(real["mAP"], abs=1e-6)
         assert results[set_name]["ROC AUC (mean_auc)"] == pytest.approx(real["mean_auc"], abs=1e-6)
@@ -223,7 +229,7 @@ def test_model_card_from_results_md_only(packed, tmp_path):
     shutil.rmtree(d / "metrics")
     got = collect_metrics(d)
     for set_name in ("valid", "test"):
-        real = json.loads((packed["exp"] / f"cls_{set_name}" / "scoring" / "metrics.json").read_text())["metrics"]
+        real = _metrics_json(packed, set_name)
         assert got[set_name]["acc"] == pytest.approx(real["acc"], abs=6e-5)
         assert got[set_name]["mAP"] == pytest.approx(real["mAP"], abs=6e-5)
     front, _ = split_front_matter(render_model_card(d, "a/b"))
