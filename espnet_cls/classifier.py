@@ -121,7 +121,8 @@ class Classifier:
             try:
                 folder = snapshot_download(repo_id=src, revision=revision)
             except Exception as e:
-                raise DataError(f"cannot fetch {src} from the Hugging Face Hub: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+                why = str(e).splitlines()[0] if str(e) else ""
+                raise DataError(f"not a local file or folder, and fetching it from the Hugging Face Hub failed: {type(e).__name__}: {why}", src) from None
             return cls._from_dir(Path(folder), device, model_file, threshold, src)
         raise DataError("no such file or folder (and not a Hub repo id user/name)", src)
 
