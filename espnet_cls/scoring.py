@@ -460,6 +460,8 @@ def environment_block(exp_dir: PathLike, repo_dir: Optional[PathLike] = None) ->
         torch_version = "not installed"
     repo = Path(repo_dir) if repo_dir is not None else Path(__file__).resolve().parents[1]
     git_hash, git_date = _git_info(repo)
+    if git_hash == "unknown":  # the package is not in a git checkout: try the recipe's directory
+        git_hash, git_date = _git_info(Path.cwd())
     config_name = "-"
     cfg_path = Path(exp_dir) / "config.yaml"
     if cfg_path.is_file():
@@ -471,6 +473,16 @@ def environment_block(exp_dir: PathLike, repo_dir: Optional[PathLike] = None) ->
             cfg = {}
         if isinstance(cfg, dict) and cfg.get("config"):
             config_name = str(cfg["config"])
+    if config_name == "-" and (Path(exp_dir) / "run.sh").is_file():  # cls.sh's resume script: --cls_config X
+        import shlex
+
+        try:
+            words = shlex.split((Path(exp_dir) / "run.sh").read_text(encoding="utf-8").splitlines()[0])
+        except (ValueError, IndexError, OSError):
+            words = []
+        for a, b in zip(words, words[1:]):
+            if a in ("--cls_config", "--cls-config"):
+                config_name = b
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%a %b %d %H:%M:%S UTC %Y")
     return "\n".join(
         [
