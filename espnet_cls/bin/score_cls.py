@@ -87,6 +87,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.threshold_file, inputs.class_names, 0.5 if args.threshold is None else args.threshold
         )
     if args.tune_thresholds:
+        if inputs.classification_type != M.MULTI_LABEL:
+            log.error("--tune_thresholds is for multi-label models (a multi-class model predicts the argmax)")
+            return 1
         if inputs.y_score is None:
             log.error("--tune_thresholds needs every class's score (output_all_probabilities=true)")
             return 1
