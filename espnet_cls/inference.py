@@ -120,12 +120,27 @@ def window_bounds(n: int, win: Optional[int], hop: Optional[int]) -> list[tuple[
     return [(s, s + win) for s in starts]
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of ≤ ``batch_size``, longest first (little padding)."""
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, batch_bins: int = 0) -> list[list[int]]:
+    """Indices grouped into batches, longest first (little padding).
+
+    A batch holds at most ``batch_size`` items and, if ``batch_bins > 0``, at most
+    ``batch_bins`` padded samples (``len(longest) * n_items``; a single longer item
+    still forms its own batch).
+    """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        longest = lengths[cur[0]] if cur else lengths[i]
+        if cur and (len(cur) >= batch_size or (batch_bins > 0 and longest * (len(cur) + 1) > batch_bins)):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
 
 
 def pad_batch(waves: Sequence[np.ndarray], dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,7 +165,8 @@ class BatchInference:
     Args:
         model: a model with ``predict_proba(speech [B,T], lengths [B]) -> [B, C]``.
         fs: sampling rate of the clips (for the window length in samples).
-        batch_size: segments per forward pass.
+        batch_size: segments per forward pass; batch_bins: if > 0, also at most this many
+            padded samples per forward pass (bounds memory for long clips).
         window_sec, hop_sec: split clips longer than ``window_sec`` (``hop_sec`` default:
             ``window_sec``), aggregate with ``window_aggregation`` (``mean`` | ``max``).
         device, dtype: where and in which precision the model runs (the model must already
@@ -168,6 +184,7 @@ class BatchInference:
         window_aggregation: str = "mean",
         device: Union[str, torch.device] = "cpu",
         dtype: torch.dtype = torch.float32,
+        batch_bins: int = 0,
     ) -> None:
         if window_aggregation not in ("mean", "max"):
             raise ValueError(f"window_aggregation must be mean or max, got {window_aggregation!r}")
@@ -180,6 +197,7 @@ class BatchInference:
         self.model = model
         self.fs = int(fs)
         self.batch_size = int(batch_size)
+        self.batch_bins = int(batch_bins)
         self.win = int(round(window_sec * fs)) if window_sec else None
         self.hop = int(round(hop_sec * fs)) if (hop_sec and window_sec) else None
         self.window_aggregation = window_aggregation
@@ -228,7 +246,7 @@ class BatchInference:
             return np.zeros((0, 0))
         segs = self.segments(lengths)
         seg_len = [s.end - s.start for s in segs]
-        batches = length_sorted_batches(seg_len, self.batch_size)
+        batches = length_sorted_batches(seg_len, self.batch_size, self.batch_bins)
         out: Optional[np.ndarray] = None
         count = np.zeros(n_clips, dtype=np.int64)
         cache: dict[int, np.ndarray] = {}
@@ -398,6 +416,7 @@ def run_inference(
     device: str = "cpu",
     dtype: str = "float32",
     batch_size: int = 16,
+    batch_bins: int = 0,
     threshold: float = 0.5,
     threshold_file: Optional[PathLike] = None,
     window_sec: Optional[float] = None,
@@ -437,7 +456,7 @@ def run_inference(
     keys = read_keys(key_file) if key_file is not None else list(audio.entries)
     audio.check_keys(keys, key_file)
     lengths = audio.lengths(keys)
-    engine = BatchInference(model, fs, batch_size, window_sec, hop_sec, window_aggregation, device, torch_dtype)
+    engine = BatchInference(model, fs, batch_size, window_sec, hop_sec, window_aggregation, device, torch_dtype, batch_bins)
     logger.info(
         "%d clips (%.1f s of audio) from %s, %s model, batch_size %d%s",
         len(keys),
@@ -493,7 +512,7 @@ def _prefetching_reader(
     segs = engine.segments(lengths)
     order: list[int] = []
     seen: set[int] = set()
-    for batch in length_sorted_batches([s.end - s.start for s in segs], engine.batch_size):
+    for batch in length_sorted_batches([s.end - s.start for s in segs], engine.batch_size, engine.batch_bins):
         for j in batch:
             c = segs[j].clip
             if c not in seen:

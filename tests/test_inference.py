@@ -77,6 +77,14 @@ def test_window_bounds_and_aggregation():
     np.testing.assert_allclose(mx[:, 0], [1.0, 0.5])
 
 
+def test_length_sorted_batches():
+    lens = [5, 9, 1, 7, 3]
+    assert I.length_sorted_batches(lens, 2) == [[1, 3], [0, 4], [2]]
+    # at most 14 padded samples: 9+7 -> 18 too many; 7*2=14 ok; 3*2, then 1
+    assert I.length_sorted_batches(lens, 8, batch_bins=14) == [[1], [3, 0], [4, 2]]
+    assert I.length_sorted_batches([20, 2], 8, batch_bins=10) == [[0], [1]]
+
+
 def test_decide():
     p = np.array([[0.2, 0.7, 0.6], [0.1, 0.2, 0.3]])
     assert I.decide(p, "multi-class") == [[1], [2]]

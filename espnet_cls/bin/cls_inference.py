@@ -39,6 +39,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="model precision")
     p.add_argument("--num_workers", type=int, default=1, help="threads decoding audio ahead of the model (0: none)")
     p.add_argument("--batch_size", type=int, default=16, help="clips per forward pass (length-sorted batches)")
+    p.add_argument("--batch_bins", type=int, default=0,
+                   help="if > 0: at most this many padded samples per batch (long clips: smaller batches)")
     p.add_argument("--output_all_probabilities", type=str2bool, default=False,
                    help="score: every class's probability (true) or only the predicted classes' (false; ESPnet's default)")
     p.add_argument("--threshold", type=float, default=0.5, help="multi-label: predict classes with p >= threshold")
@@ -77,6 +79,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         device=device,
         dtype=args.dtype,
         batch_size=args.batch_size,
+        batch_bins=args.batch_bins,
         threshold=args.threshold,
         threshold_file=args.threshold_file,
         window_sec=args.window_sec,
