@@ -280,19 +280,24 @@ def pack(
 
     # feature statistics used by global_mvn
     nconf = config.get("normalize_conf")
+    needs_stats = str(config.get("normalize") or "").lower() == "global_mvn"
     if isinstance(nconf, dict) and nconf.get("stats_file"):
         sf = str(nconf["stats_file"])
         if not os.path.isfile(sf):
             if FEATS_STATS in members:
                 logger.warning("normalize_conf.stats_file %s not found; using --option %s", sf, members[FEATS_STATS])
                 sf = members[FEATS_STATS]
-            else:
+            elif needs_stats:
                 raise DataError(f"normalize_conf.stats_file not found: {sf} (pass it with --option)", config_path)
+            else:
+                logger.info("normalize is %s: the missing normalize_conf.stats_file %s is not packed", config.get("normalize"), sf)
+                sf = ""
         if FEATS_STATS in members and not _same_file(members[FEATS_STATS], sf):
             if sha256_file(members[FEATS_STATS]) != sha256_file(sf):
                 logger.warning("--option %s differs from normalize_conf.stats_file %s; packing the config's", members[FEATS_STATS], sf)
-        members[FEATS_STATS] = sf
-        source_of_name[FEATS_STATS] = sf
+        if sf:
+            members[FEATS_STATS] = sf
+            source_of_name[FEATS_STATS] = sf
 
     # per-set metrics.json beside the config (exp/cls_X/cls_<set>/scoring/metrics.json)
     if include_metrics:
@@ -313,7 +318,7 @@ def pack(
         return s
 
     config = _rewrite_strings(config, rewrite)
-    if isinstance(config.get("normalize_conf"), dict) and config["normalize_conf"].get("stats_file"):
+    if isinstance(config.get("normalize_conf"), dict) and config["normalize_conf"].get("stats_file") and FEATS_STATS in members:
         config["normalize_conf"]["stats_file"] = FEATS_STATS
     for key in ("init_param",):  # training-time initialisation: the packed weights replace it
         if config.get(key):

@@ -199,3 +199,18 @@ def test_beats_model_packs_without_its_checkpoint(tmp_path):
     ckpt.unlink()  # the pre-trained checkpoint is gone
     got = np.stack([p.probs for p in Classifier.from_pretrained(z).predict_files(clips)])
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+
+
+def test_missing_stats_only_fatal_for_global_mvn(packed, tmp_path):
+    cfg = yaml.safe_load(packed["config"].read_text())
+    cfg["normalize_conf"] = {"stats_file": str(tmp_path / "gone.npz")}
+    bad = tmp_path / "config.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(DataError, match="stats_file not found"):
+        pack(bad, packed["model_file"], tmp_path / "a.zip")
+    assert not (tmp_path / "a.zip").exists()
+    cfg["normalize"], cfg["normalize_conf"] = "utterance_mvn", {}
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(yaml.safe_dump(cfg))
+    meta = pack(ok, packed["model_file"], tmp_path / "b.zip")
+    assert "feats_stats.npz" not in meta["sha256"] and "feats_stats" not in meta["files"]
