@@ -209,7 +209,7 @@ def test_missing_stats_only_fatal_for_global_mvn(packed, tmp_path):
     with pytest.raises(DataError, match="stats_file not found"):
         pack(bad, packed["model_file"], tmp_path / "a.zip")
     assert not (tmp_path / "a.zip").exists()
-    cfg["normalize"], cfg["normalize_conf"] = "utterance_mvn", {}
+    cfg["normalize"] = "none"  # a leftover stats path that no normalization uses
     ok = tmp_path / "ok.yaml"
     ok.write_text(yaml.safe_dump(cfg))
     meta = pack(ok, packed["model_file"], tmp_path / "b.zip")
