@@ -136,3 +136,18 @@ def test_bad_inputs():
     with pytest.raises(ValueError):
         M.labels_to_multihot([[3]], 3)
     assert M.d_prime(1.0) == math.inf and math.isnan(M.d_prime(float("nan")))
+
+
+def test_espnet_compat_matches_espnet_formulas():
+    # ESPnet cls_score.py: acc = accuracy_score(argmax(target), argmax(output)); mAP/AUC average all
+    # classes with 0 for those without positives
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(5)
+    t, s = _random_case(rng, 80, 7, 2)
+    t[:, 3] = False
+    r = M.compute_metrics(t, s, classification_type=M.MULTI_LABEL, espnet_compat=True)
+    assert r["acc"] == pytest.approx(accuracy_score(t.argmax(1), s.argmax(1)))
+    aps = [average_precision_score(t[:, k], s[:, k]) if t[:, k].any() else 0.0 for k in range(7)]
+    aucs = [roc_auc_score(t[:, k], s[:, k]) if t[:, k].any() else 0.0 for k in range(7)]
+    assert r["mAP"] == pytest.approx(np.mean(aps)) and r["mean_auc"] == pytest.approx(np.mean(aucs))
