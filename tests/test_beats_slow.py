@@ -164,3 +164,29 @@ def test_against_espnet_beats_encoder(tmp_path, monkeypatch):
               f"{float((b2[1, :k] - alone[0]).abs().max()):.2e}, ESPnet {float((a2[1, :k] - alone[0]).abs().max()):.2e}")
         assert la.tolist() == lb.tolist() and diff < 1e-4
         torch.testing.assert_close(b2[1, :k], alone[0], rtol=1e-4, atol=1e-4)
+    # training: same gradients (tiny config, dropouts 0). k_proj.bias is left out: its true gradient
+    # is 0 (a per-query constant under softmax), so both hold only rounding noise there.
+    cfg = dict(TINY_CFG, encoder_layers=3)
+    path = tmp_path / "tiny3.pt"
+    torch.save({"cfg": cfg, "model": random_official_state(cfg, seed=5)}, path)
+    wav = 0.1 * torch.randn(2, 9000, generator=torch.Generator().manual_seed(0))
+    n = torch.tensor([9000, 9000])
+    for ratio in (1.0, 0.3):
+        over = {"layer_wise_gradient_decay_ratio": ratio}
+        esp = EspnetBeats(1, beats_ckpt_path=str(path), beats_config=over)
+        esp.reload_pretrained_parameters()
+        ours = get_encoder_class("beats")(1, beats_ckpt_path=str(path), beats_config=over)
+        esp.train()
+        ours.train()
+        esp(wav, n)[0].pow(2).sum().backward()
+        ours(wav[..., None], n)[0].pow(2).sum().backward()
+        theirs = dict(esp.named_parameters())
+        no_grad = [k for k, _ in ours.named_parameters() if theirs[k].grad is None]
+        assert all(p.grad is not None for p in ours.parameters())
+        if ratio == 1.0:
+            assert not no_grad
+            for k, p in ours.named_parameters():
+                if not k.endswith("k_proj.bias"):
+                    torch.testing.assert_close(p.grad, theirs[k].grad, rtol=1e-3, atol=1e-5, msg=k)
+        print(f"layer_wise_gradient_decay_ratio {ratio}: ESPnet leaves {len(no_grad)} of "
+              f"{len(list(ours.parameters()))} BEATs parameter tensors without gradient")
