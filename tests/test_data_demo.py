@@ -120,6 +120,20 @@ def test_lid_test_voices_unseen_in_training():
             assert not set(voices_for(lang, "test")) & set(voices_for(lang, "train"))
 
 
+def test_audio_dir_of_the_user_is_not_deleted(tmp_path):
+    from espnet_cls.data.common import reset_dir
+    from espnet_cls.fileio import DataError
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "precious.wav").write_bytes(b"x")
+    with pytest.raises(DataError, match="refusing to overwrite"):
+        reset_dir(tmp_path / "mine")
+    assert (tmp_path / "mine" / "precious.wav").exists()
+    made = reset_dir(tmp_path / "gen")
+    (made / "a.wav").write_bytes(b"x")
+    assert list(reset_dir(tmp_path / "gen").glob("*.wav")) == []  # ours: emptied and remade
+
+
 def test_common_helpers():
     assert sanitize_label(" Male speech, man speaking ") == "Male_speech_man_speaking"
     items = [(f"u{i:02d}", "a" if i < 10 else "b") for i in range(20)]

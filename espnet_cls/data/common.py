@@ -222,12 +222,23 @@ def inverse_frequency_weights(utts: Iterable[Utt]) -> dict[str, float]:
     return {k: (v if v > 0 else floor) for k, v in w.items()}
 
 
+MARKER = ".espnet_cls_generated"
+
+
 def reset_dir(path: PathLike) -> Path:
-    """Remove and recreate ``path`` (used for generated audio folders, never for user data)."""
+    """Empty and recreate a folder of generated audio; returns it.
+
+    A folder is only removed if it is empty or holds the marker file that this
+    function leaves, so ``--audio_dir`` pointing at the user's own files is refused
+    with a :class:`DataError` instead of deleting them.
+    """
     path = Path(path)
     if path.exists():
+        if not path.is_dir() or (any(path.iterdir()) and not (path / MARKER).exists()):
+            raise DataError("exists and was not made by espnet_cls.data; refusing to overwrite it", path)
         shutil.rmtree(path)
     path.mkdir(parents=True)
+    (path / MARKER).write_text("generated audio; removed and remade by local/data.sh\n")
     return path
 
 

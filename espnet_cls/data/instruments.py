@@ -101,12 +101,12 @@ def _notes(events: list[Event], t: float, dur: float, keys: Sequence[int], vel: 
 
 def melodic_phrase(fam: Family, rng: np.random.Generator, duration: float) -> list[Event]:
     """Note events of one phrase for a pitched family, inside the family's key range."""
-    beat = 60.0 / rng.uniform(70, 160)
+    beat = 60.0 / rng.uniform(70, 140)
     kind = PHRASES[rng.integers(len(PHRASES))]
     span = fam.high - fam.low
     centre = fam.low + int(rng.integers(span // 3, 2 * span // 3 + 1))
     scale = SCALES[rng.integers(len(SCALES))]
-    vel0 = int(rng.integers(60, 120))
+    vel0 = int(rng.integers(70, 121))
 
     def vel() -> int:
         return int(np.clip(vel0 + rng.integers(-12, 13), 1, 127))
@@ -136,7 +136,7 @@ def melodic_phrase(fam: Family, rng: np.random.Generator, duration: float) -> li
             _notes(ev, t, seg * rng.uniform(0.6, 1.0), chord_at(centre + int(rng.integers(-5, 6))), vel())
             t += seg
     elif kind == "arpeggio":
-        step = beat / (2 if rng.random() < 0.5 else 4)
+        step = beat / (2 if rng.random() < 0.5 else 3)
         notes = chord_at(centre)
         notes = notes + [k + 12 for k in notes if k + 12 <= fam.high]
         i, up = 0, rng.random() < 0.7
@@ -150,16 +150,16 @@ def melodic_phrase(fam: Family, rng: np.random.Generator, duration: float) -> li
         while t < duration:
             deg += int(rng.integers(-2, 3))
             k = clamp(centre - centre % 12 + scale[deg % len(scale)] + 12 * (deg // len(scale)))
-            d = beat * (0.25, 0.5, 0.5, 1.0, 1.0, 1.5)[rng.integers(6)]
+            d = beat * (0.5, 0.5, 1.0, 1.0, 1.5, 2.0)[rng.integers(6)]
             _notes(ev, t, d * rng.uniform(0.7, 1.0), [k], vel())
             t += d
     else:  # repeated
-        step = beat / (1, 2, 3, 4)[rng.integers(4)]
+        step = beat / (1, 2, 2, 3)[rng.integers(4)]
         k = clamp(centre)
         while t < duration:
             if rng.random() < 0.2:
                 k = clamp(k + int(rng.choice([-5, -3, 3, 4, 5, 7])))
-            _notes(ev, t, step * rng.uniform(0.3, 0.8), [k], vel())
+            _notes(ev, t, step * rng.uniform(0.5, 0.9), [k], vel())
             t += step
     return ev
 
@@ -296,7 +296,7 @@ def make_clip(job: Job) -> Utt:
             part = _renderer(job.fs).render(fam, item_rng(job.seed, *job.keys, "part", j), job.duration, prog)
             gain_db = 0.0 if j == 0 else rng.uniform(-8.0, 0.0)
             mix += peak_normalize(part, gain_db)
-        audio = peak_normalize(mix, rng.uniform(-12.0, -3.0))
+        audio = peak_normalize(mix, rng.uniform(-9.0, -3.0))
         audio = add_noise(audio, rng, rng.uniform(30.0, 45.0))
         if float(np.max(np.abs(audio))) > 0.99:
             audio = peak_normalize(audio, -1.0)
