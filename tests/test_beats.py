@@ -61,7 +61,16 @@ def test_official_checkpoint_round_trip_matches_reference(tmp_path, Enc, naming)
     state = random_official_state(TINY_CFG, seed=1)
     saved = state if naming == "weight_g/weight_v" else to_new_weight_norm_names(state)
     if naming == "parametrizations":
-        assert "encoder.pos_conv.0.parametrizations.weight.original0" in saved
+        # what torch itself writes for a weight-normed conv (dim=2): original0 = g, original1 = v
+        d, k, g = TINY_CFG["encoder_embed_dim"], TINY_CFG["conv_pos"], TINY_CFG["conv_pos_groups"]
+        conv = torch.nn.utils.parametrizations.weight_norm(torch.nn.Conv1d(d, d, k, padding=k // 2, groups=g), dim=2)
+        with torch.no_grad():
+            conv.parametrizations.weight.original0.copy_(state["encoder.pos_conv.0.weight_g"])
+            conv.parametrizations.weight.original1.copy_(state["encoder.pos_conv.0.weight_v"])
+            conv.bias.copy_(state["encoder.pos_conv.0.bias"])
+        torch_sd = {f"encoder.pos_conv.0.{k}": v for k, v in conv.state_dict().items()}
+        assert set(torch_sd) == {k for k in saved if k.startswith("encoder.pos_conv.0.")}
+        saved = {**{k: v for k, v in saved.items() if not k.startswith("encoder.pos_conv.0.")}, **torch_sd}
     path = _write(tmp_path, TINY_CFG, saved)
     enc = Enc(1, beats_ckpt_path=str(path)).eval()
     rep = enc.load_report
