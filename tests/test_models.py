@@ -342,3 +342,23 @@ def test_specaug_replace_with_mean():
     assert torch.all(y[1, 15:] == x[1, 15:])  # padding untouched
     masked_vals = y[0][changed[0]].unique()
     assert masked_vals.numel() == 1 and float(masked_vals) == pytest.approx(float(x[0].mean()))
+
+
+def test_init_and_raw_frontend_ignores_normalize():
+    model = build_model(small_config("cnn", init="xavier_uniform"))
+    w = model.decoder.linear.weight
+    bound = math.sqrt(6.0 / (w.shape[0] + w.shape[1]))
+    assert float(w.abs().max()) <= bound and float(model.decoder.linear.bias.abs().max()) == 0.0
+    with pytest.raises(ValueError, match="init"):
+        build_model(small_config("cnn", init="orthogonal"))
+    raw = build_model(
+        small_config(
+            "transformer",
+            frontend="none",
+            normalize="global_mvn",
+            normalize_conf={"stats_file": "/nonexistent.npz"},
+            specaug="specaug",
+            encoder_conf={**SMALL_ENCODERS["transformer"], "input_layer": "linear"},
+        )
+    )
+    assert raw.normalize is None and raw.specaug is None and raw.frontend is None
