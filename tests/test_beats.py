@@ -234,6 +234,8 @@ def test_rejects_bad_options(Enc):
         Enc(1, beats_config=TINY_CFG, adapter_config="a.json")
     with pytest.raises(ValueError, match="max_layer"):
         Enc(1, beats_config=TINY_CFG, max_layer=5)
+    with pytest.raises(ValueError, match="encoder_layer_drop"):
+        Enc(1, beats_config=dict(TINY_CFG, encoder_layer_drop=0.1))
 
 
 def test_roll_waveforms_rotates_within_valid_samples():

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from espnet_cls.models.beats.checkpoint import LoadReport, load_beats_state_dict, read_beats_checkpoint
-from espnet_cls.models.beats.config import BEATsConfig
+from espnet_cls.models.beats.config import BEATS_DEFAULTS, IGNORED_KEYS, BEATsConfig
 from espnet_cls.models.beats.frontend import DEFAULT_FBANK_MEAN, DEFAULT_FBANK_STD, beats_fbank, roll_waveforms
 from espnet_cls.models.beats.layers import TransformerEncoder
 from espnet_cls.models.encoders import AbsEncoder, register_encoder
@@ -102,6 +102,9 @@ class BeatsEncoder(AbsEncoder):
             cfg.update(ckpt["cfg"])
             logger.info("BEATs: architecture from %s", beats_ckpt_path)
         if beats_config:
+            unknown = sorted(k for k in beats_config if k not in BEATS_DEFAULTS and k not in IGNORED_KEYS)
+            if unknown:
+                raise ValueError(f"encoder_conf.beats_config: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(BEATS_DEFAULTS)}")
             cfg.update(beats_config)
             if ckpt is not None:
                 logger.info("BEATs: checkpoint cfg overridden by beats_config %s", dict(beats_config))
