@@ -92,6 +92,10 @@ class BeatsEncoder(AbsEncoder):
             raise ValueError(f"encoder_conf: ESPnet BEATs options not supported by espnet_cls: {', '.join(bad)}")
         if fbank_std <= 0:
             raise ValueError(f"encoder_conf.fbank_std must be > 0, got {fbank_std}")
+        if int(roll_interval) < 1:
+            raise ValueError(f"encoder_conf.roll_interval must be >= 1 sample, got {roll_interval}")
+        if int(freeze_steps) < 0:
+            raise ValueError(f"encoder_conf.freeze_steps must be >= 0, got {freeze_steps}")
         if not 0.0 < layer_wise_lr_decay <= 1.0:
             raise ValueError(f"encoder_conf.layer_wise_lr_decay must be in (0, 1], got {layer_wise_lr_decay}")
 
