@@ -346,9 +346,9 @@ def test_specaug_replace_with_mean():
 
 def test_init_and_raw_frontend_ignores_normalize():
     model = build_model(small_config("cnn", init="xavier_uniform"))
-    w = model.decoder.linear.weight
+    w = model.decoder.linear.weight.detach()
     bound = math.sqrt(6.0 / (w.shape[0] + w.shape[1]))
-    assert float(w.abs().max()) <= bound and float(model.decoder.linear.bias.abs().max()) == 0.0
+    assert float(w.abs().max()) <= bound and float(model.decoder.linear.bias.detach().abs().max()) == 0.0
     with pytest.raises(ValueError, match="init"):
         build_model(small_config("cnn", init="orthogonal"))
     raw = build_model(
