@@ -20,8 +20,8 @@ def _clip(rng: np.random.RandomState, labels: list[str], n: int) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def make_set(root: Path, name: str, n: int, multilabel: bool, seed: int) -> Path:
-    """A dump-like dir ``root/name`` with wav.scp, text, utt2num_samples (clips 0.25–0.5 s)."""
+def make_set(root: Path, name: str, n: int, multilabel: bool, seed: int, dur: tuple[float, float] = (0.25, 0.5)) -> Path:
+    """A dump-like dir ``root/name`` with wav.scp, text, utt2num_samples (clip lengths uniform in ``dur`` s)."""
     rng = np.random.RandomState(seed)
     d = root / name
     (d / "wav").mkdir(parents=True, exist_ok=True)
@@ -32,7 +32,7 @@ def make_set(root: Path, name: str, n: int, multilabel: bool, seed: int) -> Path
             labels = [c for c in classes if rng.rand() < 0.4]
         else:
             labels = [classes[i % len(classes)]]
-        length = int(FS * (0.25 + 0.25 * rng.rand()))
+        length = int(FS * (dur[0] + (dur[1] - dur[0]) * rng.rand()))
         utt = f"{name}-{i:03d}"
         path = d / "wav" / f"{utt}.wav"
         soundfile.write(path, _clip(rng, labels, length), FS)
@@ -45,10 +45,11 @@ def make_set(root: Path, name: str, n: int, multilabel: bool, seed: int) -> Path
     return d
 
 
-def make_corpus(root: Path, multilabel: bool = False, n_train: int = 48, n_valid: int = 18) -> dict:
+def make_corpus(root: Path, multilabel: bool = False, n_train: int = 48, n_valid: int = 18,
+                dur: tuple[float, float] = (0.25, 0.5)) -> dict:
     """train/valid dirs + token_list; returns their paths."""
-    train = make_set(root, "train", n_train, multilabel, 1)
-    valid = make_set(root, "valid", n_valid, multilabel, 2)
+    train = make_set(root, "train", n_train, multilabel, 1, dur)
+    valid = make_set(root, "valid", n_valid, multilabel, 2, dur)
     tl = root / "token_list"
     tl.write_text("".join(f"{c}\n" for c in FREQS) + "<blank>\n<unk>\n")
     return {"train": train, "valid": valid, "token_list": tl}

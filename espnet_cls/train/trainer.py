@@ -116,6 +116,9 @@ class Trainer:
         self.use_cuda = ngpu > 0 and torch.cuda.is_available()
         if ngpu > 0 and not self.use_cuda:
             logger.warning("ngpu=%d but no GPU is available: training on CPU", ngpu)
+        if ngpu > 1 and not self.info.distributed:
+            logger.warning("ngpu=%d in a single process: only one GPU is used (start one process per GPU "
+                           "with espnet_cls.bin.launch or torchrun)", ngpu)
         if self.use_cuda:
             self.device = torch.device("cuda", self.info.local_rank if self.info.distributed else 0)
         else:
