@@ -205,7 +205,7 @@ def test_report_of_a_multiclass_experiment(recipe: Path, monkeypatch) -> None:
     # curves: loss, acc, macro_f1 (train vs valid), lr, time
     titles = re.findall(r'<svg class="chart"[^>]*aria-label="([^"]+)"', html)
     assert titles == ["loss", "acc", "macro_f1", "learning rate", "time per epoch"]
-    assert "best valid.acc (epoch 3)" in html
+    assert "best valid.acc 0.45 at epoch 3" in html  # history: valid acc 0.15 * epoch
     # self-contained: nothing fetched from the network
     urls = [a.get(k, "") for _, a in tags for k in ("src", "href")]
     assert not [u for u in urls if re.match(r"^(https?:)?//", u)]

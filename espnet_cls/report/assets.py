@@ -43,6 +43,7 @@ svg .bar{fill:var(--acc)}
 svg .bv{font-size:9px;fill:#555}
 .chart{background:#fff}
 table{border-collapse:collapse;font-size:13px}
+table.perclass{font-size:12.5px}
 th,td{padding:4px 7px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
 th{background:#f0f2f6;position:sticky;top:0}
 td.t,th.t{text-align:left}
@@ -55,18 +56,22 @@ table.sortable th[aria-sort=ascending]::after{content:" \\25B2";color:var(--acc)
 table.sortable th[aria-sort=descending]::after{content:" \\25BC";color:var(--acc)}
 .scroll{overflow:auto;max-height:560px;border:1px solid var(--line);border-radius:6px}
 .row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
+.row>div{flex:0 0 auto;max-width:100%}
+.row>div.grow{flex:1 1 360px;min-width:0}
 .mini{display:inline-block;height:6px;background:var(--acc);border-radius:3px;vertical-align:middle;margin-right:6px;opacity:.75}
 .note{color:#8a5a00;background:#fff8e1;border:1px solid #f1e0a8;border-radius:6px;padding:6px 10px;margin:6px 0}
 .muted{color:var(--mute)}
 .lab{display:inline-block;padding:1px 7px;margin:1px 2px;border-radius:10px;background:#eef1f6;font-size:12px}
 .lab.ok{background:#dff3e4;color:var(--good)}
 .lab.ko{background:#fde4e4;color:var(--bad)}
-.top5{display:grid;grid-template-columns:auto 70px auto;gap:0 5px;align-items:center;font-size:11px;line-height:1.2}
+.top5{display:inline-grid;grid-template-columns:auto 70px auto;gap:0 5px;align-items:center;font-size:11px;line-height:1.2}
 .top5 .lab{font-size:11px;padding:0 6px}
 .top5 .b{height:8px;background:#9bb7d6;border-radius:2px}
 .top5 .b.ok{background:#4caf6a}
-audio{height:30px;width:230px}
-td.audio{min-width:240px}
+audio{height:30px;width:210px}
+td.audio{min-width:220px}
+table.errors code{font-size:12px}
+td.clip{white-space:normal;word-break:break-all;max-width:230px}
 td.labs{white-space:normal;min-width:120px;max-width:240px}
 .wide{overflow-x:auto}
 .best{font-weight:700;color:var(--good)}

@@ -146,7 +146,12 @@ class Browser:
         self._closed = False
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
-        self.version = self.send("Browser.getVersion", timeout=60).get("product", "?")
+        try:
+            self.version = self.send("Browser.getVersion", timeout=60).get("product", "?")
+        except BrowserError:
+            log = Path(self._profile, "chromium.log").read_text(errors="replace")[-2000:]
+            self.close()
+            raise BrowserError(f"chromium did not start ({exe}); its output:\n{log}") from None
 
     # -- transport
     def _read_loop(self) -> None:

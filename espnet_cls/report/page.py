@@ -109,7 +109,7 @@ def curves_html(exp: Experiment) -> str:
         return '<p class="muted">no train_history.json</p>'
     best = best_epoch(exp)
     vline = best[0] if best else None
-    vlabel = f"best {best[1]} (epoch {best[0]})" if best else ""
+    vlabel = f"best {best[1]}" if best else ""
     charts = []
     for m in history_metrics(exp.history):
         series = []
@@ -173,7 +173,7 @@ def per_class_table(rep: SetReport) -> str:
         tds = [f'<td class="t">{escape(str(r["class"]))}</td>']
         for _, k in PER_CLASS_COLUMNS:
             v = _num(r.get(k))
-            bar = f'<span class="mini" style="width:{40 * v:.0f}px"></span>' if k == "ap" and v is not None else ""
+            bar = f'<span class="mini" style="width:{30 * v:.0f}px"></span>' if k == "ap" and v is not None else ""
             tds.append(f'<td data-v="{"" if v is None else repr(v)}">{bar}{fmt_metric(k, v)}</td>')
         for k in ("support", "n_pred"):
             v = _num(r.get(k))
@@ -246,7 +246,7 @@ def errors_table(rep: SetReport, page_dir: Path, embed_audio: bool) -> str:
             return '<p class="muted">no wrong clips</p>'
         return ""
     out = ['<table class="errors"><thead><tr><th>#</th><th class="t">clip</th><th class="t">reference</th>'
-           '<th class="t">predicted</th><th>confidence</th><th class="t">top-5</th><th class="t">audio</th>'
+           '<th class="t">predicted</th><th title="how confident the wrong decision was">conf.</th><th class="t">top-5</th><th class="t">audio</th>'
            "</tr></thead><tbody>"]
     for k, e in enumerate(rep.errors, 1):
         out.append(_error_row(k, e, page_dir, embed_audio))
@@ -272,7 +272,7 @@ def _error_row(k: int, e: ErrorCase, page_dir: Path, embed_audio: bool) -> str:
         audio = f'<audio controls preload="none" src="{escape(src)}" title="{escape(e.utt_id)}"></audio>'
     else:
         audio = '<span class="muted">audio not found</span>'
-    return (f'<tr><td>{k}</td><td class="t"><code>{escape(e.utt_id)}</code></td><td class="t labs">{ref}</td>'
+    return (f'<tr><td>{k}</td><td class="t clip"><code>{escape(e.utt_id)}</code></td><td class="t labs">{ref}</td>'
             f'<td class="t labs">{pred}</td><td>{conf}</td><td class="t">{top}</td><td class="t audio">{audio}</td></tr>')
 
 
@@ -291,7 +291,7 @@ def set_section(rep: SetReport, page_dir: Path, embed_audio: bool) -> str:
         f'<span class="muted">({escape(ctype)}, {escape(str(rep.metrics.get("n_instances", "?")))} clips)</span></h2>'
         f"{metrics_table([(escape(rep.name), rep.metrics)], ctype)}{notes}"
         f'<div class="row"><div><h3>Per-class (click a header to sort)</h3>{per_class_table(rep)}</div>'
-        f"<div><h3>{chart_title}</h3>{class_chart(rep)}{conf_html}</div></div>"
+        f'<div class="grow"><h3>{chart_title}</h3>{class_chart(rep)}{conf_html}</div></div>'
         f"<h3>Worst errors (most confident wrong predictions)</h3>{errors_table(rep, page_dir, embed_audio)}"
         "</section>"
     )
@@ -356,8 +356,12 @@ def render_experiment(exp: Experiment, page_path: Path, embed_audio: bool = Fals
     for f in ("RESULTS.md", "config.yaml", "train.log"):
         if (exp.path / f).is_file():
             links.append(f'<a href="{relative_url(exp.path / f, page_dir)}">{f}</a>')
+    try:
+        shown_path = str(exp.path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        shown_path = str(exp.path)
     header = (f"<header><h1>{escape(exp.name)}</h1><div class=\"sub\">{escape(', '.join(ctypes))} · "
-              f"{escape(str(exp.path))} · {' · '.join(links)}</div></header>")
+              f"{escape(shown_path)} · {' · '.join(links)}</div></header>")
     notes = "".join(f'<p class="note">{escape(n)}</p>' for n in exp.notes)
     body = [f'<section id="summary"><h2>Summary</h2>{notes}{summary_cards(exp)}</section>',
             f'<section id="training"><h2>Training curves</h2>{curves_html(exp)}</section>']

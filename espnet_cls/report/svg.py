@@ -122,8 +122,11 @@ def line_chart(
                    f'{" (log)" if use_log else ""}</text>')
     if vline is not None and x0 <= vline <= x1:
         x = X(vline)
+        left = x > ml + pw / 2  # the label on the side with room
+        anchor = ' style="text-anchor:end"' if left else ""
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{mt}" y2="{mt + ph}" class="vline"/>'
-                   f'<text x="{x + 3:.1f}" y="{mt + ph - 5}" class="vl">{escape(vline_label)}</text>')
+                   f'<text x="{x - 3 if left else x + 3:.1f}" y="{mt + ph - 5}" class="vl"{anchor}>'
+                   f'{escape(vline_label)}</text>')
     for s in series:
         if not s.points:
             continue
@@ -164,8 +167,8 @@ def confusion_matrix(cm: Sequence[Sequence[int]], names: Sequence[str], title: s
     """Heat map of a ``[C, C]`` count matrix (row = reference, column = predicted), coloured by
     the fraction of the reference class; counts written in cells when they fit."""
     c = len(names)
-    cell = max(8, min(26, int(400 / max(c, 1))))
-    lab_w = min(150, 12 + 6.5 * max((len(n) for n in names), default=4))
+    cell = max(8, min(24, int(400 / max(c, 1))))
+    lab_w = min(150, 12 + 6 * max((len(n) for n in names), default=4))
     ml, mt = lab_w + 18, lab_w + 10
     w, h = ml + c * cell + 10, mt + c * cell + 8
     fs = max(7, min(12, cell - 4))
