@@ -371,3 +371,41 @@ def test_report_in_headless_chromium(recipe: Path, tmp_path: Path, monkeypatch) 
         assert cmp_page.evaluate("document.querySelectorAll('svg.chart').length") == 4  # loss, acc, macro_f1, lr
         cmp_page.screenshot(tmp_path / "compare.png", full_page=True)
         assert cmp_page.console_errors == [] and cmp_page.failed == []
+
+
+@pytest.mark.parametrize("ctype", ["multi-label", "multi-class"])
+def test_many_classes(tmp_path: Path, ctype: str) -> None:
+    """AudioSet-sized token list (527 classes): the page stays readable and quick to build."""
+    import time
+
+    from espnet_cls.bin.score_cls import main as score_main
+
+    rng = np.random.default_rng(0)
+    n_cls, n_utt = 527, 300
+    names = [f"c{k:03d}" for k in range(n_cls)]
+    (tmp_path / "token_list").write_text("\n".join(names + ["<blank>", "<unk>"]) + "\n")
+    exp = tmp_path / "exp" / "cls_big"
+    set_dir = exp / "cls_eval"
+    set_dir.mkdir(parents=True)
+    s = rng.uniform(0, 1, (n_utt, n_cls)) ** 4
+    with open(tmp_path / "ref", "w") as ref, open(set_dir / "text", "w") as hyp, open(set_dir / "score", "w") as sc:
+        for i in range(n_utt):
+            labs = sorted(set(rng.integers(0, n_cls, 2 if ctype == "multi-label" else 1).tolist()))
+            s[i, labs] += 0.3
+            pred = np.flatnonzero(s[i] >= 0.5) if ctype == "multi-label" else [int(s[i].argmax())]
+            ref.write(f"u{i:04d} {' '.join(names[k] for k in labs)}\n")
+            hyp.write(f"u{i:04d} {' '.join(names[k] for k in pred)}".rstrip() + "\n")
+            sc.write(f"u{i:04d} " + " ".join(f"{v:.4f}" for v in s[i]) + "\n")
+    assert score_main(["-gtxt", str(tmp_path / "ref"), "-ptxt", str(set_dir / "text"), "-pscore", str(set_dir / "score"),
+                       "-tok", str(tmp_path / "token_list"), "-o", str(set_dir / "scoring"),
+                       "--classification_type", ctype]) == 0
+    t0 = time.perf_counter()
+    html = write_report(exp, n_errors=10).read_text()
+    assert time.perf_counter() - t0 < 10
+    body = html.split('id="perclass-s-cls_eval"', 1)[1].split("</table>", 1)[0]
+    assert body.count("<tr>") == n_cls + 1
+    assert html.count("<audio") == 0 and "audio not found" in html  # no wav.scp beside the reference
+    if ctype == "multi-label":
+        assert "the 40 best and the 40 worst" in html
+    else:
+        assert "confusion matrix not drawn" in html and "Most frequent confusions" in html

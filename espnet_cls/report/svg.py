@@ -116,7 +116,7 @@ def line_chart(
         x = X(t)
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{mt + ph}" y2="{mt + ph + 4}" class="axis"/>'
                    f'<text x="{x:.1f}" y="{mt + ph + 16}" class="xt">{fmt_num(t)}</text>')
-    out.append(f'<text x="{ml + pw / 2:.1f}" y="{height - 6}" class="al">{escape(xlabel)}</text>')
+    out.append(f'<text x="{ml + pw / 2:.1f}" y="{mt + ph + mb - 6}" class="al">{escape(xlabel)}</text>')
     if ylabel:
         out.append(f'<text transform="translate(13,{mt + ph / 2:.1f}) rotate(-90)" class="al">{escape(ylabel)}'
                    f'{" (log)" if use_log else ""}</text>')
