@@ -29,6 +29,7 @@ num_train=             # demo corpora: override the size's clips per class (trai
 num_valid=             #   instruments_mix: clips in all) ...
 num_test=
 duration=              # ... and seconds per clip
+programs=core          # instruments corpora: core (4 archetypal GM programs per family) | all (8; harder)
 fold=1                 # esc50: test fold (1..5)
 valid_fold=            # esc50: validation fold (default: fold mod 5 + 1)
 esc10=false            # esc50: keep the ESC-10 subset only
@@ -86,6 +87,7 @@ case "${corpus}" in
         if [ -n "${num_valid}" ]; then opts+=(--num_valid "${num_valid}"); fi
         if [ -n "${num_test}" ]; then opts+=(--num_test "${num_test}"); fi
         if [ -n "${duration}" ]; then opts+=(--duration "${duration}"); fi
+        if [ "${corpus}" != lid ]; then opts+=(--programs "${programs}"); fi
         "${py}" -m espnet_cls.data.prepare "${opts[@]}" "${datadir}"
         ;;
     esc50)

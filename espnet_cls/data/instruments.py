@@ -4,8 +4,12 @@ Sound comes from the General MIDI SoundFont that ``pretty_midi`` ships
 (``pretty_midi/TimGM6mb.sf2``), played by ``tinysoundfont``; nothing is downloaded.
 
 ``instruments`` (multi-class): one General MIDI instrument family per clip. A clip
-picks one program of its family (all eight programs of a GM family are used; the
-drum class picks one of the SoundFont's drum kits), a phrase type (held notes,
+plays one program of its family, the programs taking turns so that each is equally
+represented (``programs="core"``, the default: the first four programs of each GM
+family, its archetypal instruments, e.g. violin, viola, cello, contrabass for
+strings; ``programs="all"``: all eight, which adds outliers such as timpani and harp
+to strings or accordion and harmonica to organ and makes the task much harder; the
+drum class always uses the SoundFont's eight drum kits), a phrase type (held notes,
 chords, arpeggios, melodies, repeated notes; grooves and fills for drums), a
 pitch range inside the family's register, velocities, a tempo, a loudness and a
 light background noise.
@@ -62,6 +66,14 @@ FAMILIES: tuple[Family, ...] = (
     Family("drums", (0, 8, 16, 24, 25, 32, 40, 48), 35, 81),
 )
 FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
+PROGRAM_SETS = ("core", "all")
+
+
+def n_programs(fam: Family, programs: str) -> int:
+    """How many of ``fam``'s programs a clip may use: 4 for ``"core"`` (8 drum kits), 8 for ``"all"``."""
+    if programs not in PROGRAM_SETS:
+        raise DataError(f"programs must be one of {', '.join(PROGRAM_SETS)}, got {programs!r}")
+    return len(fam.programs) if programs == "all" or fam.name == "drums" else 4
 
 DRUM = {
     "kick": (35, 36),
@@ -210,15 +222,17 @@ class Renderer:
         self.synth = tinysoundfont.Synth(samplerate=fs)
         self.sfid = self.synth.sfload(soundfont_path())
 
-    def render(self, fam: Family, rng: np.random.Generator, duration: float, program: Optional[int] = None) -> np.ndarray:
+    def render(self, fam: Family, rng: np.random.Generator, duration: float, program: Optional[int] = None,
+               n_programs: Optional[int] = None) -> np.ndarray:  # fmt: skip
         """One phrase of ``fam`` as mono float32 of ``duration`` seconds (unnormalised).
 
-        ``program`` picks the GM program (or drum kit) of the family; random if None.
+        ``program`` is the GM program (or drum kit); if None, a random one among the
+        family's first ``n_programs`` (all if None).
         """
         is_drums = fam.name == "drums"
         chan = 9 if is_drums else 0
         if program is None:
-            program = int(fam.programs[rng.integers(len(fam.programs))])
+            program = int(fam.programs[rng.integers(n_programs or len(fam.programs))])
         s = self.synth
         s.sounds_off()
         s.program_select(chan, self.sfid, 128 if is_drums else 0, program, is_drums=is_drums)
@@ -271,7 +285,8 @@ class Job:
     seed: int
     duration: float
     fs: int
-    program: Optional[int] = None  # index into the family's programs (balanced classes); None = random
+    program: Optional[int] = None  # clip index for balanced programs; None = random program
+    programs: str = "core"  # "core" (first four programs of a family) or "all"
 
 
 _RENDERER: Optional[Renderer] = None
@@ -292,8 +307,10 @@ def make_clip(job: Job) -> Utt:
         mix = np.zeros(n, dtype=np.float64)
         for j, name in enumerate(job.families):
             fam = FAMILY_BY_NAME[name]
-            prog = None if job.program is None else fam.programs[job.program % len(fam.programs)]
-            part = _renderer(job.fs).render(fam, item_rng(job.seed, *job.keys, "part", j), job.duration, prog)
+            usable = fam.programs[: n_programs(fam, job.programs)]
+            prog = None if job.program is None else usable[job.program % len(usable)]
+            part_rng = item_rng(job.seed, *job.keys, "part", j)
+            part = _renderer(job.fs).render(fam, part_rng, job.duration, prog, len(usable))
             gain_db = 0.0 if j == 0 else rng.uniform(-8.0, 0.0)
             mix += peak_normalize(part, gain_db)
         audio = peak_normalize(mix, rng.uniform(-9.0, -3.0))
@@ -317,13 +334,14 @@ SIZES = {
 
 def make_instruments(
     audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000,
-    counts: Optional[Sequence[int]] = None, duration: Optional[float] = None,
+    counts: Optional[Sequence[int]] = None, duration: Optional[float] = None, programs: str = "core",
 ) -> dict[str, list[Utt]]:  # fmt: skip
     """Render the multi-class ``instruments`` corpus; returns the utterances of each split.
 
     ``counts`` (clips per class for train, valid, test) and ``duration`` (seconds)
-    override the values of ``size``.
+    override the values of ``size``; ``programs`` is ``"core"`` or ``"all"``.
     """
+    n_programs(FAMILIES[0], programs)  # checks the value
     counts = counts or SIZES["instruments"][size][0]
     duration = duration or SIZES["instruments"][size][1]
     out: dict[str, list[Utt]] = {}
@@ -334,19 +352,21 @@ def make_instruments(
                 uttid = f"instruments-{split}-{fam.name}-{i:04d}"
                 path = os.path.abspath(audio_dir / split / f"{uttid}.wav")
                 key = ("instruments", split, fam.name, i)
-                jobs.append(Job(uttid, path, (fam.name,), key, seed, duration, fs, program=i))
+                jobs.append(Job(uttid, path, (fam.name,), key, seed, duration, fs, program=i, programs=programs))
         out[split] = run_jobs(jobs, nj, make_clip)
     return out
 
 
 def make_instruments_mix(
     audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000,
-    counts: Optional[Sequence[int]] = None, duration: Optional[float] = None,
+    counts: Optional[Sequence[int]] = None, duration: Optional[float] = None, programs: str = "core",
 ) -> dict[str, list[Utt]]:  # fmt: skip
     """Render the multi-label ``instruments_mix`` corpus; returns the utterances of each split.
 
-    ``counts`` (clips for train, valid, test) and ``duration`` override ``size``.
+    ``counts`` (clips for train, valid, test) and ``duration`` override ``size``;
+    ``programs`` is ``"core"`` or ``"all"``.
     """
+    n_programs(FAMILIES[0], programs)  # checks the value
     counts = counts or SIZES["instruments_mix"][size][0]
     duration = duration or SIZES["instruments_mix"][size][1]
     names = [f.name for f in FAMILIES]
@@ -362,6 +382,6 @@ def make_instruments_mix(
                 fams = tuple(names[j] for j in rng.choice(len(names), size=k, replace=False))
             uttid = f"instruments_mix-{split}-{i:05d}"
             path = os.path.abspath(audio_dir / split / f"{uttid}.wav")
-            jobs.append(Job(uttid, path, fams, ("instruments_mix", split, i), seed, duration, fs))
+            jobs.append(Job(uttid, path, fams, ("instruments_mix", split, i), seed, duration, fs, programs=programs))
         out[split] = run_jobs(jobs, nj, make_clip)
     return out

@@ -28,9 +28,11 @@ DEMO_CORPORA = ("instruments", "instruments_mix", "lid")
 
 def make_corpus(
     corpus: str, audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000,
-    counts: Optional[Sequence[int]] = None, duration: Optional[float] = None,
+    counts: Optional[Sequence[int]] = None, duration: Optional[float] = None, programs: str = "core",
 ) -> dict[str, list[Utt]]:  # fmt: skip
     """Generate ``corpus`` into ``audio_dir`` and return the utterances of each split.
+
+    ``programs`` (instruments corpora): ``"core"`` (four programs per GM family) or ``"all"``.
 
     ``counts`` (train, valid, test; per class, or clips for ``instruments_mix``) and
     ``duration`` (seconds per clip) override the defaults of ``size``.
@@ -38,11 +40,11 @@ def make_corpus(
     if corpus == "instruments":
         from espnet_cls.data.instruments import make_instruments
 
-        return make_instruments(audio_dir, size, seed, nj, fs, counts, duration)
+        return make_instruments(audio_dir, size, seed, nj, fs, counts, duration, programs)
     if corpus == "instruments_mix":
         from espnet_cls.data.instruments import make_instruments_mix
 
-        return make_instruments_mix(audio_dir, size, seed, nj, fs, counts, duration)
+        return make_instruments_mix(audio_dir, size, seed, nj, fs, counts, duration, programs)
     if corpus == "lid":
         from espnet_cls.data.lid import make_lid
 
@@ -76,6 +78,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_valid", type=int, default=None, help="override: validation clips per class")
     p.add_argument("--num_test", type=int, default=None, help="override: test clips per class")
     p.add_argument("--duration", type=float, default=None, help="override: seconds per clip")
+    p.add_argument("--programs", default="core", choices=("core", "all"),
+                   help="instruments corpora: 4 archetypal programs per GM family (core) or all 8 (harder)")
     p.add_argument("--fs", type=int, default=16000, help="sample rate of the written audio (Hz)")
     p.add_argument("--validate", type=str2bool, default=True, help="run utils/validate_data_dir.sh --no-feats")
     p.add_argument("--log_level", default="INFO")
@@ -99,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         counts = tuple(o if o is not None else c for o, c in zip(overrides, counts))
         if min(counts) < 1:
             raise DataError(f"--num_train/--num_valid/--num_test must be >= 1, got {counts}")
-    splits = make_corpus(args.corpus, audio_dir, args.size, args.seed, args.nj, args.fs, counts, args.duration)
+    splits = make_corpus(args.corpus, audio_dir, args.size, args.seed, args.nj, args.fs, counts, args.duration, args.programs)
     n = sum(len(v) for v in splits.values())
     logger.info("generated %d clips of %s (size=%s, seed=%d) in %.1f s with nj=%d", n, args.corpus, args.size, args.seed, time.perf_counter() - start, args.nj)
     write_splits(datadir, splits, args.validate)
