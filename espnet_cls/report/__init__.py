@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -22,6 +23,17 @@ logger = logging.getLogger(__name__)
 __all__ = ["Experiment", "load_experiment", "write_report", "write_comparison", "EMBED_LIMIT_BYTES"]
 
 EMBED_LIMIT_BYTES = 20 * 1024 * 1024  # embed_audio falls back to relative paths above this total
+
+
+def _write_page(out: Path, html: str) -> None:
+    """Write atomically, then give the page the permissions of a plain ``open()`` (umask), not
+    ``atomic_write``'s 0600: a report is meant to be read by others (shared disks, web servers)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as f:
+        f.write(html)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(out, 0o666 & ~mask)
 
 
 def write_report(
@@ -41,10 +53,7 @@ def write_report(
         if total > EMBED_LIMIT_BYTES:
             logger.warning("the error clips take %.1f MB: linking them by relative path instead of embedding", total / 2**20)
             embed_audio = False
-    html = render_experiment(exp, out, embed_audio=embed_audio)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out) as f:
-        f.write(html)
+    _write_page(out, render_experiment(exp, out, embed_audio=embed_audio))
     return out
 
 
@@ -54,8 +63,5 @@ def write_comparison(exp_dirs: Sequence[PathLike], output: PathLike, root: Optio
 
     exps = [load_experiment(d, root=root, n_errors=0) for d in exp_dirs]
     out = Path(output)
-    html = render_comparison(exps, out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out) as f:
-        f.write(html)
+    _write_page(out, render_comparison(exps, out))
     return out
