@@ -105,6 +105,27 @@ def test_other_seed_other_audio(small, tmp_path, repo_root, shell_env):
     assert all(p.startswith(str((tmp_path / "elsewhere").resolve())) for p in read_kv(b / "train" / "wav.scp").values())
 
 
+def test_program_sets(tmp_path):
+    from espnet_cls.data.instruments import FAMILY_BY_NAME, make_instruments, n_programs
+    from espnet_cls.fileio import DataError
+
+    assert n_programs(FAMILY_BY_NAME["organ"], "core") == 4 and n_programs(FAMILY_BY_NAME["organ"], "all") == 8
+    assert n_programs(FAMILY_BY_NAME["drums"], "core") == 8
+    with pytest.raises(DataError, match="programs must be one of"):
+        n_programs(FAMILY_BY_NAME["organ"], "some")
+    hashes = {}
+    for programs in ("core", "all"):
+        d = tmp_path / programs
+        for s in ("train", "valid", "test"):
+            (d / s).mkdir(parents=True)
+        # clip index 5 plays program 5 % 4 = 1 (core) or program 5 (all): different sound
+        utts = make_instruments(d, "small", 0, 1, counts=(6, 1, 1), duration=0.3, programs=programs)
+        hashes[programs] = {Path(u.path).name: hashlib.sha256(Path(u.path).read_bytes()).hexdigest() for u in utts["train"]}
+    name = "instruments-train-organ-0005.wav"
+    assert hashes["core"][name] != hashes["all"][name]
+    assert hashes["core"]["instruments-train-organ-0001.wav"] == hashes["all"]["instruments-train-organ-0001.wav"]
+
+
 def test_mix_has_blank_clips_at_default_rate():
     # the same draw as make_instruments_mix's label choice
     blank = sum(item_rng(0, "instruments_mix", "train", i, "labels").random() < 0.05 for i in range(800))
