@@ -367,6 +367,10 @@ def test_report_in_headless_chromium(recipe: Path, tmp_path: Path, monkeypatch) 
         assert page.console_errors == []
         assert page.failed == []
         assert [u for u in page.requests if not u.startswith(("file:", "data:"))] == []
+        ml_page = b.open(write_report("exp/cls_ml").resolve().as_uri())
+        assert ml_page.evaluate("document.querySelectorAll('svg.bars').length") == 1
+        assert ml_page.evaluate(LOAD_AUDIO, timeout=60) == pytest.approx([0.25] * 2, abs=0.01)  # m-1, m-4
+        assert ml_page.console_errors == [] and ml_page.failed == []
         cmp_page = b.open(cmp_file.as_uri())
         assert cmp_page.evaluate("document.querySelectorAll('svg.chart').length") == 4  # loss, acc, macro_f1, lr
         cmp_page.screenshot(tmp_path / "compare.png", full_page=True)
