@@ -89,7 +89,8 @@ class CLSModel(nn.Module):
             feats = speech.unsqueeze(-1) if speech.dim() == 2 else speech
             feats = feats.masked_fill(make_pad_mask(speech_lengths, feats.size(1)).unsqueeze(-1), 0.0)
             return feats, speech_lengths
-        return self.frontend(speech, speech_lengths)
+        with torch.autocast(device_type=speech.device.type, enabled=False):  # STFT/log in float32 under AMP
+            return self.frontend(speech.float(), speech_lengths)
 
     def encode(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """speech [B, T], lengths [B] -> encoder output [B, T', D'], lengths' [B]."""
