@@ -48,7 +48,7 @@ def padded_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch
 
 
 @pytest.mark.parametrize("encoder", ["cnn", "transformer", "conformer"])
-@pytest.mark.parametrize("pooling", ["mean", "max", "attention"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "meanmax", "attention"])
 def test_padding_does_not_change_outputs(encoder, pooling):
     torch.manual_seed(0)
     model = build_model(small_config(encoder, decoder_conf={"pooling": pooling}))

@@ -7,7 +7,7 @@ from torch import nn
 
 from espnet_cls.models.utils import make_pad_mask
 
-POOLINGS = ("mean", "max", "cls", "attention")
+POOLINGS = ("mean", "max", "meanmax", "cls", "attention")
 
 
 class LinearDecoder(nn.Module):
@@ -16,7 +16,8 @@ class LinearDecoder(nn.Module):
     Args:
         n_classes: number of output classes.
         encoder_output_size: frame dimension D.
-        pooling: ``mean`` (masked mean), ``max`` (masked max), ``cls`` (frame 0: the CLS token of
+        pooling: ``mean`` (masked mean), ``max`` (masked max), ``meanmax`` (their sum, as PANNs),
+            ``cls`` (frame 0: the CLS token of
             encoders that prepend one, else the first frame), ``attention`` (learned attention
             weights, softmax over the valid frames). ESPnet's ``CLS`` spelling is accepted.
         dropout: dropout on the pooled vector (training only).
@@ -35,10 +36,13 @@ class LinearDecoder(nn.Module):
     def pool(self, hs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """hs [B, T, D], lengths [B] -> [B, D] using only the valid frames."""
         pad = make_pad_mask(lengths, hs.size(1)).unsqueeze(-1)  # [B, T, 1]
-        if self.pooling == "mean":
-            return hs.masked_fill(pad, 0.0).sum(dim=1) / lengths.clamp(min=1).to(hs.dtype).unsqueeze(-1)
-        if self.pooling == "max":
-            return hs.masked_fill(pad, float("-inf")).max(dim=1).values
+        if self.pooling in ("mean", "max", "meanmax"):
+            out = 0.0
+            if self.pooling != "max":
+                out = hs.masked_fill(pad, 0.0).sum(dim=1) / lengths.clamp(min=1).to(hs.dtype).unsqueeze(-1)
+            if self.pooling != "mean":
+                out = out + hs.masked_fill(pad, float("-inf")).max(dim=1).values
+            return out
         if self.pooling == "cls":
             return hs[:, 0]
         scores = self.attention(hs).masked_fill(pad, float("-inf"))  # [B, T, 1]
