@@ -258,3 +258,18 @@ def test_kill9_then_resume_equals_uninterrupted(mc_corpus, repo_root):
     a = torch.load(root / "k_straight" / "3epoch.pth", weights_only=True)
     b = torch.load(out / "3epoch.pth", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_balanced_sampling_from_utt2weight(tmp_path):
+    c = make_corpus(tmp_path, n_train=24, n_valid=6)
+    keys = [line.split()[0] for line in (c["train"] / "wav.scp").read_text().splitlines()]
+    out = tmp_path / "exp"
+    args = train_args(c, write_yaml(tmp_path), out, "--max_epoch", "1", "--use_matplotlib", "false",
+                      "--balanced_sampling", "true")
+    from espnet_cls.fileio import DataError
+
+    with pytest.raises(DataError, match="utt2weight"):
+        cls_train(args)
+    (c["train"] / "utt2weight").write_text("".join(f"{k} {1.0 if i % 3 else 5.0}\n" for i, k in enumerate(keys)))
+    cls_train(args)
+    assert len(_history(out)) == 1
