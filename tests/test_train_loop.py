@@ -273,3 +273,16 @@ def test_balanced_sampling_from_utt2weight(tmp_path):
     (c["train"] / "utt2weight").write_text("".join(f"{k} {1.0 if i % 3 else 5.0}\n" for i, k in enumerate(keys)))
     cls_train(args)
     assert len(_history(out)) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_amp_on_gpu(mc_corpus, dtype):
+    root, c = mc_corpus
+    out = root / f"exp_amp_{dtype}"
+    cls_train(train_args(c, write_yaml(root), out, "--max_epoch", "2", "--use_matplotlib", "false", "--ngpu", "1",
+                         "--use_amp", "true", "--amp_dtype", dtype))
+    hist = _history(out)
+    assert len(hist) == 2 and np.isfinite(hist[-1]["train"]["loss"])
+    ck = torch.load(out / "checkpoint.pth", weights_only=True)
+    assert bool(ck["scaler"]) == (dtype == "float16")
