@@ -327,7 +327,7 @@ def make_clip(job: Job) -> Utt:
 # ----------------------------------------------------------------------------- corpora
 SIZES = {
     # per class for instruments; per clip for instruments_mix
-    "instruments": {"small": ((4, 2, 2), 1.0), "default": ((100, 20, 20), 2.0)},
+    "instruments": {"small": ((4, 2, 2), 1.0), "default": ((150, 20, 30), 2.0)},
     "instruments_mix": {"small": ((40, 12, 12), 1.0), "default": ((800, 150, 150), 2.0)},
 }
 
