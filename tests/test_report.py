@@ -413,3 +413,51 @@ def test_many_classes(tmp_path: Path, ctype: str) -> None:
         assert "the 40 best and the 40 worst" in html
     else:
         assert "confusion matrix not drawn" in html and "Most frequent confusions" in html
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@browser
+def test_small_demo_report_in_chromium(repo_root: Path, tmp_path: Path) -> None:
+    """The real small demo (run.sh, stages 1-8, 3 epochs) in a fresh copy, its report in chromium."""
+    import os
+    import shutil
+
+    from espnet_cls.report.browser import Browser
+
+    ignore = shutil.ignore_patterns(".venv", ".git", "data", "dump", "exp", "__pycache__", ".pytest_cache",
+                                    ".ruff_cache", "*.egg-info", "downloads")
+    d = shutil.copytree(repo_root, tmp_path / "recipe", ignore=ignore, symlinks=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    if sys.prefix != sys.base_prefix:  # running in a venv: the copy uses it (tools/install.sh finds it ready)
+        env["ESPNET_CLS_VENV"] = sys.prefix
+    else:
+        env["ESPNET_CLS_SKIP_INSTALL"] = "true"
+    env.pop("PYTHONPATH", None)
+    cmd = ["./run.sh", "--stop_stage", "8", "--nj", "2", "--inference_nj", "2", "--ngpu", "0",
+           "--cls_args", "--max_epoch 3", "--local_data_opts", "--corpus instruments --size small"]
+    r = subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    (exp,) = [p for p in (d / "exp").glob("cls_*") if p.name != "cls_stats_16k"]
+    r = subprocess.run([sys.executable, "-m", "espnet_cls.bin.report", str(exp.relative_to(d))], cwd=d, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    page_file = exp / "report.html"
+    expected_players = 0
+    for name in ("valid", "test"):
+        m = json.loads((exp / f"cls_{name}" / "scoring" / "metrics.json").read_text())
+        expected_players += min(10, round(m["n_instances"] * (1 - m["acc"])))
+    with Browser() as b:
+        page = b.open(page_file.as_uri())
+        assert page.evaluate("document.querySelectorAll('svg.chart').length") >= 4
+        page.click('#perclass-s-cls_test th[data-key="f1"]')
+        f1 = [v for _, v in page.evaluate(SORT_KEYS.replace("COL", "5"))]
+        assert [float(v) for v in f1] == sorted((float(v) for v in f1), reverse=True)
+        srcs = page.evaluate("Array.prototype.map.call(document.querySelectorAll('audio'), function(a){return a.src;})")
+        assert len(srcs) == expected_players > 0
+        assert all(Path(unquote(urlparse(s).path)).is_file() for s in srcs)
+        durations = page.evaluate(LOAD_AUDIO, timeout=120)
+        assert all(isinstance(x, (int, float)) and x > 0.1 for x in durations), durations
+        page.screenshot(tmp_path / "demo_report.png")
+        assert page.console_errors == [] and page.failed == []
+        assert [u for u in page.requests if not u.startswith(("file:", "data:"))] == []
