@@ -385,8 +385,10 @@ if [ -n "${download_model}" ]; then
     cls_exp="${expdir}/${download_model##*/}"
     mkdir -p "${cls_exp}"
     ${python} -m espnet_cls.bin.download --repo_id "${download_model}" --output_dir "${cls_exp}"
-    # The downloaded model dir holds config.yaml and model.safetensors (see espnet_cls/bin/download.py)
+    # The downloaded model dir holds config.yaml, model.safetensors and its own token_list
+    # (see espnet_cls/bin/download.py); score with the model's classes.
     inference_model=model.safetensors
+    token_list="${cls_exp}/token_list"
 fi
 
 # ========================== Evaluation ==========================
@@ -447,6 +449,7 @@ if ! "${skip_eval}"; then
         stage_begin 8 "Scoring"
         need_worker espnet_cls.scoring 8
         need_worker espnet_cls.bin.make_results 8
+        need_worker espnet_cls.bin.report 8
         for dset in ${eval_sets}; do
             _data="${dumpdir}/${dset}"
             _dir="${cls_exp}/cls_${dset}"
@@ -456,10 +459,13 @@ if ! "${skip_eval}"; then
                 -ptxt "${_dir}/text" \
                 -pscore "${_dir}/score" \
                 -tok "${token_list}" \
+                --classification_train_config "${cls_exp}/config.yaml" \
                 -o "${_dir}/scoring"
         done
         ${python} -m espnet_cls.bin.make_results "${cls_exp}"
+        ${python} -m espnet_cls.bin.report "${cls_exp}"
         cat "${cls_exp}/RESULTS.md"
+        log "Report: ${cls_exp}/report.html"
         stage_end 8
     fi
 else

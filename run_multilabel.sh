@@ -29,6 +29,7 @@ nj=$(( $(nproc) < 8 ? $(nproc) : 8 ))
     --test_sets "${test_sets}" \
     --cls_config "${cls_config}" \
     --classification_type multi-label \
+    --inference_model valid.mAP.best.pth \
     --label_fold_length 20 \
     --skip_packing false \
     "$@"

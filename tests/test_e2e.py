@@ -1,7 +1,8 @@
 """End to end: run.sh / run_multilabel.sh through every stage on tiny data, in a fresh copy of the repo.
 
 The copy shares the project's venv (ESPNET_CLS_VENV), so tools/install.sh finds it up to date.
-Stage 10 runs against a local stand-in for the Hugging Face Hub (see tests/hub_standin.py).
+Stage 10 runs against a local stand-in for the Hugging Face Hub (tests/test_hub_standin.py), through
+the real huggingface_hub client.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from test_hub_standin import SECRET, HubStandin
 
 IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "dump", "exp", "__pycache__", ".pytest_cache", ".ruff_cache",
                                 "*.egg-info", "downloads")
@@ -42,8 +44,9 @@ def recipe_env() -> dict:
     return env
 
 
-def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    r = subprocess.run(cmd, cwd=cwd, env=recipe_env(), capture_output=True, text=True, timeout=timeout)
+def run(cmd: list[str], cwd: Path, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, cwd=cwd, env={**recipe_env(), **(env or {})}, capture_output=True, text=True,
+                       timeout=timeout)
     if r.returncode != 0:
         tail = (r.stdout + r.stderr)[-6000:]
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(cwd.glob("**/*.log"))[-4:])
@@ -99,7 +102,7 @@ def check_layout(d: Path, multilabel: bool) -> dict:
     exps = [p for p in (d / "exp").glob("cls_*") if p.name != "cls_stats_16k"]
     assert len(exps) == 1, exps
     exp = exps[0]
-    for f in ["config.yaml", "train.log", "checkpoint.pth", "valid.acc.best.pth", "RESULTS.md"]:
+    for f in ["config.yaml", "train.log", "checkpoint.pth", "valid.acc.best.pth", "RESULTS.md", "report.html"]:
         assert (exp / f).exists(), f
     assert any(exp.glob("*epoch.pth"))
     assert any((exp / "images").glob("*.png"))
@@ -129,7 +132,9 @@ def check_layout(d: Path, multilabel: bool) -> dict:
         assert f"cls_{s}" in (exp / "RESULTS.md").read_text() or s in (exp / "RESULTS.md").read_text()
 
     zips = list(exp.glob("*.zip"))
-    assert len(zips) == 1 and zips[0].name == f"{exp.name}_valid.acc.best.zip"
+    model = "valid.mAP.best" if multilabel else "valid.acc.best"
+    assert (exp / f"{model}.pth").is_file()
+    assert len(zips) == 1 and zips[0].name == f"{exp.name}_{model}.zip"
     names = set(zipfile.ZipFile(zips[0]).namelist())
     for f in ["meta.yaml", "config.yaml", "model.safetensors", "token_list", "RESULTS.md"]:
         assert any(n.endswith(f) for n in names), f"{f} not in the packed model"
@@ -153,6 +158,17 @@ def test_run_sh_all_stages_multiclass(repo_root, tmp_path):
     run(["./run.sh", *SMALL, "--local_data_opts", "--corpus instruments --size small",
          "--stage", "7", "--stop_stage", "8"], d)
     assert (exp / "cls_test" / "score").read_text() == before
+
+    # stage 10: upload the packed model to the local Hub stand-in
+    with HubStandin(tmp_path / "hub", SECRET) as hub:
+        r = run(["./run.sh", *SMALL, "--stage", "10", "--skip_upload", "false", "--hf_repo", "demo/instruments-cnn"],
+                d, env=hub.env())
+    repo = tmp_path / "hub" / "demo" / "instruments-cnn"
+    uploaded = {p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()}
+    packed = set(zipfile.ZipFile(next(exp.glob("*.zip"))).namelist())
+    assert uploaded == packed | {"README.md"}
+    assert "espnet_cls" in (repo / "README.md").read_text()
+    assert SECRET not in r.stdout + r.stderr
 
 
 def test_run_multilabel_all_stages(repo_root, tmp_path):

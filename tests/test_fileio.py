@@ -26,3 +26,14 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_kv(out, [("b", "2"), ("a", "1")])
     assert out.read_text() == "a 1\nb 2\n"
+
+
+def test_atomic_write_permissions_follow_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_kv(tmp_path / "x", [("a", "1")])
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x").stat().st_mode & 0o777 == 0o644
