@@ -362,3 +362,19 @@ def test_init_and_raw_frontend_ignores_normalize():
         )
     )
     assert raw.normalize is None and raw.specaug is None and raw.frontend is None
+
+
+def test_frontend_matches_torchaudio_melspectrogram():
+    import torchaudio
+
+    from espnet_cls.models.frontend import DefaultFrontend
+
+    fe = DefaultFrontend(fs="16k", n_fft=512, hop_length=160, n_mels=40, fmin=20, fmax=7600)
+    x = torch.randn(1, 8000)
+    feats, flens = fe(x, torch.tensor([8000]))
+    ref = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=512, hop_length=160, f_min=20, f_max=7600, n_mels=40, pad_mode="constant",
+        norm="slaney", mel_scale="slaney", power=2.0, center=True,
+    )(x)
+    assert feats.shape == (1, 8000 // 160 + 1, 40) and int(flens[0]) == 51
+    torch.testing.assert_close(feats[0], torch.log(ref[0].clamp(min=1e-10)).t(), atol=1e-4, rtol=1e-4)
