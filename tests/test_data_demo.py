@@ -59,7 +59,7 @@ def small(tmp_path_factory, repo_root, shell_env) -> dict[str, Path]:
 def test_demo_corpus_valid_and_reproducible(corpus, small, tmp_path, repo_root, shell_env):
     a, b = small[corpus], tmp_path / "b" / "data"
     # a second run, in one process (other worker order), must give byte-identical audio
-    run_data_sh(repo_root, shell_env, b, "--corpus", corpus, "--size", "small", "--seed", "3", "--nj", "1")
+    run_data_sh(repo_root, shell_env, b, "--corpus", corpus, "--size", "small", "--seed", "3", "--nj", "1", "--validate", "false")
     da, db = digest(a), digest(b)
     assert da == db
     n_clips = sum(k.endswith(".wav") for k in da)
