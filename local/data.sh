@@ -45,6 +45,11 @@ test_fraction=0.1      # folder/csv without split folders/column: share carved f
 write_utt2weight=auto  # auto (audioset: true, others: false) | true | false
 validate=true          # run utils/validate_data_dir.sh --no-feats on each set
 
+if [ -f ./path.sh ]; then  # venv, utils/ on PATH, LC_ALL=C (cls.sh has done it already)
+    # shellcheck source=path.sh
+    . ./path.sh
+fi
+
 help_message=$(sed -n '2,16s/^# \{0,1\}//p' "$0")
 
 datadir=

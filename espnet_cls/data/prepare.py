@@ -63,8 +63,6 @@ def default_counts(corpus: str, size: str) -> tuple[int, int, int]:
     return tuple(SIZES[corpus][size][0])  # type: ignore[return-value]
 
 
-
-
 def get_parser() -> argparse.ArgumentParser:
     """Command-line options (ESPnet spellings)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,12 +88,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: generate the corpus, write and validate the data directories."""
     args = get_parser().parse_args(argv)
     setup_logging(args.log_level)
-    datadir = Path(args.datadir)
-    audio_dir = Path(args.audio_dir) if args.audio_dir else datadir / "audio" / args.corpus
-    audio_dir = reset_dir(audio_dir.resolve())
-    for split in SPLITS:
-        (audio_dir / split).mkdir()
-    start = time.perf_counter()
     counts = None
     overrides = (args.num_train, args.num_valid, args.num_test)
     if any(v is not None for v in overrides):
@@ -103,6 +95,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         counts = tuple(o if o is not None else c for o, c in zip(overrides, counts))
         if min(counts) < 1:
             raise DataError(f"--num_train/--num_valid/--num_test must be >= 1, got {counts}")
+    if args.duration is not None and args.duration <= 0:
+        raise DataError(f"--duration must be > 0, got {args.duration}")
+    datadir = Path(args.datadir)
+    audio_dir = Path(args.audio_dir) if args.audio_dir else datadir / "audio" / args.corpus
+    audio_dir = reset_dir(audio_dir.resolve())
+    for split in SPLITS:
+        (audio_dir / split).mkdir()
+    start = time.perf_counter()
     splits = make_corpus(args.corpus, audio_dir, args.size, args.seed, args.nj, args.fs, counts, args.duration, args.programs)
     n = sum(len(v) for v in splits.values())
     logger.info("generated %d clips of %s (size=%s, seed=%d) in %.1f s with nj=%d", n, args.corpus, args.size, args.seed, time.perf_counter() - start, args.nj)
