@@ -242,3 +242,18 @@ def test_csv_malformed_row(tmp_path, repo_root, shell_env):
     (tmp_path / "split.csv").write_text("path,label,split\na.wav,x,dev\n")
     proc = run_script(repo_root, shell_env, "local/prepare_csv.py", "--csv", str(tmp_path / "split.csv"), str(tmp_path / "d"))
     assert proc.returncode == 1 and "split.csv:2: split must be one of train, valid, test, got 'dev'" in proc.stderr
+
+
+def test_data_sh_usage_errors(tmp_path, repo_root, shell_env):
+    def run(*args):
+        return subprocess.run(["bash", "local/data.sh", *args], cwd=repo_root, env=shell_env, capture_output=True, text=True)
+
+    r = run(str(tmp_path / "d"), "--corpus", "esc50")
+    assert r.returncode == 2 and "--corpus esc50 needs --esc50_root" in r.stderr
+    r = run(str(tmp_path / "d"), "--corpus", "nope")
+    assert r.returncode == 2 and "unknown --corpus nope" in r.stderr
+    r = run(str(tmp_path / "d"), "--no_such_option", "1")
+    assert r.returncode == 2 and "no_such_option" in r.stderr
+    r = run("--corpus", "instruments")  # no data dir
+    assert r.returncode == 2
+    assert not (tmp_path / "d").exists()
