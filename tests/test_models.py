@@ -79,7 +79,7 @@ def test_global_mvn_from_npz(tmp_path):
     y2, _ = mvn(x, torch.tensor([30]))
     assert torch.all(y2[0, 30:] == 0)
     torch.testing.assert_close(y2[0, :30], y[0, :30])
-    with pytest.raises(FileNotFoundError, match="stats_file"):
+    with pytest.raises(ValueError, match="stats_file"):
         GlobalMVN(tmp_path / "missing.npz")
 
 

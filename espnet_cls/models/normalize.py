@@ -62,7 +62,7 @@ class GlobalMVN(nn.Module):
             self.register_buffer("mean", torch.empty(0))
             self.register_buffer("std", torch.empty(0))
         else:
-            raise FileNotFoundError(
+            raise ValueError(
                 f"normalize_conf.stats_file: {self.stats_file!r} not found (global_mvn needs the feats_stats.npz of stage 5)"
             )
 

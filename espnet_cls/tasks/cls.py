@@ -104,8 +104,11 @@ def _choice(config: Mapping[str, Any], key: str, choices: Mapping[str, type]) ->
 def read_token_list(token_list: str | os.PathLike | list[str]) -> list[str]:
     """A token list given as a list or as a file (one token per line)."""
     if isinstance(token_list, (str, os.PathLike)):
-        with open(token_list, encoding="utf-8") as f:
-            tokens = [line.rstrip("\n").strip() for line in f if line.strip()]
+        try:
+            with open(token_list, encoding="utf-8") as f:
+                tokens = [line.rstrip("\n").strip() for line in f if line.strip()]
+        except OSError as e:
+            raise ValueError(f"token_list: cannot read {token_list}: {e.strerror or e}") from None
     else:
         tokens = [str(t) for t in token_list]
     if not tokens:
@@ -155,7 +158,8 @@ def build_model(config: Mapping[str, Any], allow_missing_stats: bool = False) ->
 
     ``allow_missing_stats``: build a ``global_mvn`` model whose stats file is absent (the
     statistics then come from the weights; used by :func:`load_model`).
-    Raises ValueError for unknown choices or ``*_conf`` keys (naming the valid ones).
+    Raises ValueError for unknown choices or ``*_conf`` keys (naming the valid ones), an unreadable
+    token list or a missing global_mvn stats file.
     """
     if config.get("token_list") is None:
         raise ValueError("config has no token_list")
