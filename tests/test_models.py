@@ -378,3 +378,25 @@ def test_frontend_matches_torchaudio_melspectrogram():
     )(x)
     assert feats.shape == (1, 8000 // 160 + 1, 40) and int(flens[0]) == 51
     torch.testing.assert_close(feats[0], torch.log(ref[0].clamp(min=1e-10)).t(), atol=1e-4, rtol=1e-4)
+
+
+def test_masked_batch_norm_ignores_padding_in_training():
+    from espnet_cls.models.encoders._layers import masked_batch_norm
+
+    torch.manual_seed(0)
+    bn_masked = torch.nn.BatchNorm2d(3)
+    bn_ref = torch.nn.BatchNorm2d(3)
+    x = torch.randn(2, 3, 10, 4)
+    mask = torch.ones(2, 1, 10, 1)
+    mask[1, :, 6:] = 0  # clip 1 has 6 valid frames
+    x_pad = x.clone()
+    x_pad[1, :, 6:] = 123.0
+    y = masked_batch_norm(bn_masked, x_pad, mask)
+    # reference: native BatchNorm over exactly the valid frames (clip 0 all, clip 1 first 6)
+    valid = torch.cat([x[0].flatten(1), x[1, :, :6].flatten(1)], dim=1)  # [C, N]
+    y_ref = bn_ref(valid.t().reshape(-1, 3, 1, 1)).reshape(-1, 3).t()
+    torch.testing.assert_close(torch.cat([y[0].flatten(1), y[1, :, :6].flatten(1)], dim=1), y_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(bn_masked.running_mean, bn_ref.running_mean)
+    torch.testing.assert_close(bn_masked.running_var, bn_ref.running_var)
+    bn_masked.eval()
+    torch.testing.assert_close(masked_batch_norm(bn_masked, x_pad, mask), bn_masked(x_pad))

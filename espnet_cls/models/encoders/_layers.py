@@ -113,3 +113,32 @@ class SelfAttention(nn.Module):
 def pad_mask_for(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """[B, T] bool, True at padded frames of x [B, T, ...]."""
     return make_pad_mask(lengths, x.size(1))
+
+
+def masked_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """BatchNorm whose training statistics use only the valid positions.
+
+    ``x`` is [B, C, ...]; ``mask`` (float, 1 = valid) broadcasts to ``x`` with size 1 on the
+    channel axis. In eval mode, or when nothing is padded, this is ``bn(x)`` (the running
+    statistics). Otherwise the batch mean/variance are taken over the valid positions and
+    the running statistics are updated with them, so padding neither shifts the statistics
+    nor the normalization of the valid frames. Uses ``bn``'s parameters and buffers.
+    """
+    if not bn.training or not bn.track_running_stats or bool(mask.min() >= 1):
+        return bn(x)
+    dims = [d for d in range(x.dim()) if d != 1]
+    m = mask.expand_as(x[:, :1]).to(x.dtype)
+    count = float(m.sum().clamp(min=1.0))  # valid positions per channel
+    mean = (x * m).sum(dim=dims) / count
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    var = (((x - mean.view(shape)) * m) ** 2).sum(dim=dims) / count
+    with torch.no_grad():
+        bn.num_batches_tracked.add_(1)
+        momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+        unbiased = var * count / max(count - 1.0, 1.0)
+        bn.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
+        bn.running_var.mul_(1 - momentum).add_(momentum * unbiased.detach())
+    y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + bn.eps)
+    if bn.affine:
+        y = y * bn.weight.view(shape) + bn.bias.view(shape)
+    return y

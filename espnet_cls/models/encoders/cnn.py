@@ -6,7 +6,7 @@ is then flattened (``freq_pooling: flatten``, the default: keeps where in the sp
 is, which a shallow CNN needs) and projected by Linear + ReLU, or averaged (``mean``, PANN's)
 or maxed (``max``). Padded frames are zeroed before every convolution, so a clip's outputs do
 not depend on the padding of its batch (in eval mode, where BatchNorm uses its running
-statistics).
+statistics); in training, BatchNorm statistics are taken over the valid frames only.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from espnet_cls.models.encoders import AbsEncoder, register_encoder
+from espnet_cls.models.encoders._layers import masked_batch_norm
 from espnet_cls.models.utils import make_pad_mask
 
 
@@ -33,7 +34,7 @@ class _ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, C, T, F]; mask [B, 1, T, 1] float, 1 on valid frames."""
         for conv, norm in zip(self.convs, self.norms):
-            x = F.relu(norm(conv(x * mask)))
+            x = F.relu(masked_batch_norm(norm, conv(x * mask), mask))
         return x
 
 

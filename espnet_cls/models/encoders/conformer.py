@@ -3,7 +3,8 @@
 Same input layer and **absolute** sinusoidal positional encoding as the transformer
 (ESPnet's default is relative positions; only ``pos_enc_layer_type: abs_pos`` is provided
 here). Each block: ½ macaron FFN, self-attention with key padding mask, convolution module
-(pointwise conv + GLU, depthwise conv over time with padded frames zeroed first, BatchNorm,
+(pointwise conv + GLU, depthwise conv over time with padded frames zeroed first, BatchNorm
+with training statistics over the valid frames only,
 Swish, pointwise conv), ½ FFN, LayerNorm — all pre-LN.
 """
 
@@ -18,6 +19,7 @@ from espnet_cls.models.encoders._layers import (
     PositionalEncoding,
     SelfAttention,
     make_input_layer,
+    masked_batch_norm,
     pad_mask_for,
 )
 
@@ -39,7 +41,8 @@ class ConvModule(nn.Module):
         """x [B, T, d]; pad_mask [B, T] -> [B, T, d]."""
         h = nn.functional.glu(self.pw1(x.transpose(1, 2)), dim=1)
         h = h.masked_fill(pad_mask.unsqueeze(1), 0.0)
-        h = self.pw2(self.act(self.norm(self.dw(h))))
+        valid = (~pad_mask).unsqueeze(1).to(h.dtype)  # [B, 1, T]
+        h = self.pw2(self.act(masked_batch_norm(self.norm, self.dw(h), valid)))
         return h.transpose(1, 2)
 
 
