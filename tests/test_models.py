@@ -400,3 +400,29 @@ def test_masked_batch_norm_ignores_padding_in_training():
     torch.testing.assert_close(bn_masked.running_var, bn_ref.running_var)
     bn_masked.eval()
     torch.testing.assert_close(masked_batch_norm(bn_masked, x_pad, mask), bn_masked(x_pad))
+
+
+@pytest.mark.parametrize("input_layer,factor", [("conv2d2", 2), ("conv2d", 4), ("conv2d6", 6), ("conv2d8", 8), ("linear", 1)])
+def test_transformer_input_layers(input_layer, factor):
+    torch.manual_seed(0)
+    conf = {**SMALL_ENCODERS["transformer"], "num_blocks": 1, "input_layer": input_layer}
+    model = build_model(small_config("transformer", encoder_conf=conf))
+    model.eval()
+    x, lens = padded_batch([8000, 3000, 400])
+    with torch.no_grad():
+        feats, flens = model.extract_feats(x, lens)
+        hs, hlens = model.encoder(feats, flens)
+        logits = model.forward_logits(x, lens)
+        for i, n in enumerate(lens.tolist()):
+            torch.testing.assert_close(logits[i : i + 1], model.forward_logits(x[i : i + 1, :n], lens[i : i + 1]), atol=1e-5, rtol=0)
+    assert abs(int(hlens[0]) - int(flens[0]) / factor) <= 3 and int(hlens.min()) >= 1
+    assert hs.size(1) == int(hlens.max())
+
+
+def test_espnet_encoder_options():
+    conf = {**SMALL_ENCODERS["conformer"], "normalize_before": True, "activation_type": "swish", "rel_pos_type": "latest"}
+    build_model(small_config("conformer", encoder_conf=conf))
+    with pytest.raises(ValueError, match="abs_pos"):
+        build_model(small_config("conformer", encoder_conf={**SMALL_ENCODERS["conformer"], "pos_enc_layer_type": "rel_pos"}))
+    with pytest.raises(ValueError, match="concat_after"):
+        build_model(small_config("transformer", encoder_conf={**SMALL_ENCODERS["transformer"], "concat_after": True}))

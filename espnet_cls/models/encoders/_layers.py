@@ -36,30 +36,54 @@ class PositionalEncoding(nn.Module):
         return self.dropout(x * self.xscale + self.pe[: x.size(1)].to(x.dtype))
 
 
-class Conv2dSubsampling(nn.Module):
-    """Two 3×3 stride-2 convolutions (4× in time), then Linear to ``odim`` (ESPnet's ``conv2d``).
+#: ESPnet's conv2d input layers: (kernel, stride) of each 3x3-style convolution.
+SUBSAMPLING_LAYERS = {
+    "conv2d2": ((3, 2), (3, 1)),
+    "conv2d": ((3, 2), (3, 2)),
+    "conv2d6": ((3, 2), (5, 3)),
+    "conv2d8": ((3, 2), (3, 2), (3, 2)),
+}
 
-    Output frame i of a clip only reads input frames 4i .. 4i+6, so its valid frames
-    (``((L - 1) // 2 - 1) // 2``) never read padding. Inputs shorter than 7 frames are
-    zero-padded to 7 and their output length is clamped to 1.
+
+class Conv2dSubsampling(nn.Module):
+    """Strided 2-D convolutions + ReLU, then Linear to ``odim`` (ESPnet's ``conv2d`` (4×),
+    ``conv2d2`` (2×), ``conv2d6`` (6×), ``conv2d8`` (8×) input layers).
+
+    No padding: an output frame only reads the input frames under its kernels, so the valid
+    output frames (``lengths'`` = the same arithmetic on the lengths) never read padding.
+    Inputs shorter than one output frame are zero-padded and their lengths clamped to 1.
     """
 
-    def __init__(self, idim: int, odim: int) -> None:
+    def __init__(self, idim: int, odim: int, kind: str = "conv2d") -> None:
         super().__init__()
-        if idim < 7:
-            raise ValueError(f"conv2d subsampling needs input_size >= 7 (got {idim}); use input_layer: linear")
-        self.conv1 = nn.Conv2d(1, odim, 3, 2)
-        self.conv2 = nn.Conv2d(odim, odim, 3, 2)
-        self.out = nn.Linear(odim * (((idim - 1) // 2 - 1) // 2), odim)
+        self.layers = SUBSAMPLING_LAYERS[kind]
+        self.convs = nn.ModuleList()
+        freq = idim
+        for i, (k, st) in enumerate(self.layers):
+            self.convs.append(nn.Conv2d(1 if i == 0 else odim, odim, k, st))
+            freq = (freq - k) // st + 1
+        if freq < 1:
+            raise ValueError(f"{kind} subsampling needs a larger input_size (got {idim}); use input_layer: linear")
+        self.out = nn.Linear(odim * freq, odim)
+        self.min_len = 1
+        while int(self.out_lengths(torch.tensor([self.min_len]))[0]) < 1:
+            self.min_len += 1
+
+    def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid output frames for ``lengths`` input frames (before clamping)."""
+        for k, st in self.layers:
+            lengths = torch.div(lengths - k, st, rounding_mode="floor") + 1
+        return lengths
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.size(1) < 7:
-            x = F.pad(x, (0, 0, 0, 7 - x.size(1)))
-        h = F.relu(self.conv2(F.relu(self.conv1(x.unsqueeze(1)))))  # [B, C, T', D']
+        if x.size(1) < self.min_len:
+            x = F.pad(x, (0, 0, 0, self.min_len - x.size(1)))
+        h = x.unsqueeze(1)
+        for conv in self.convs:
+            h = F.relu(conv(h))  # [B, C, T', D']
         b, c, t, d = h.shape
         h = self.out(h.transpose(1, 2).reshape(b, t, c * d))
-        lens = torch.div(torch.div(lengths - 1, 2, rounding_mode="floor") - 1, 2, rounding_mode="floor").clamp(min=1)
-        return h, lens
+        return h, self.out_lengths(lengths).clamp(min=1)
 
 
 class LinearInput(nn.Module):
@@ -74,12 +98,19 @@ class LinearInput(nn.Module):
 
 
 def make_input_layer(kind: str, idim: int, odim: int, dropout_rate: float) -> nn.Module:
-    """``conv2d`` (4× subsampling) or ``linear``."""
-    if kind == "conv2d":
-        return Conv2dSubsampling(idim, odim)
+    """``conv2d`` (4× subsampling), ``conv2d2`` (2×), ``conv2d6`` (6×), ``conv2d8`` (8×) or ``linear``."""
+    if kind in SUBSAMPLING_LAYERS:
+        return Conv2dSubsampling(idim, odim, kind)
     if kind == "linear":
         return LinearInput(idim, odim, dropout_rate)
-    raise ValueError(f"encoder_conf.input_layer must be conv2d or linear, got {kind!r}")
+    raise ValueError(f"encoder_conf.input_layer must be one of {', '.join([*SUBSAMPLING_LAYERS, 'linear'])}, got {kind!r}")
+
+
+def check_fixed_options(component: str, given: dict, supported: dict) -> None:
+    """ESPnet options accepted only at the one value implemented here; ValueError otherwise."""
+    for key, value in given.items():
+        if value != supported[key]:
+            raise ValueError(f"{component}: {key}={value!r} is not supported (only {supported[key]!r})")
 
 
 class FeedForward(nn.Module):

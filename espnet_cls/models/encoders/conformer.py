@@ -18,6 +18,7 @@ from espnet_cls.models.encoders._layers import (
     FeedForward,
     PositionalEncoding,
     SelfAttention,
+    check_fixed_options,
     make_input_layer,
     masked_batch_norm,
     pad_mask_for,
@@ -84,8 +85,12 @@ class ConformerLayer(nn.Module):
 @register_encoder("conformer")
 class ConformerEncoder(AbsEncoder):
     """Args: output_size, attention_heads, linear_units, num_blocks, dropout_rate,
-    positional_dropout_rate, attention_dropout_rate, input_layer (``conv2d`` | ``linear``),
-    macaron_style, use_cnn_module, cnn_module_kernel, pos_enc_layer_type (``abs_pos`` only)."""
+    positional_dropout_rate, attention_dropout_rate, input_layer (``conv2d`` | ``conv2d2`` | ``conv2d6``
+    | ``conv2d8`` | ``linear``), macaron_style, use_cnn_module, cnn_module_kernel,
+    pos_enc_layer_type (``abs_pos`` only) / selfattn_layer_type (``selfattn`` only). ESPnet's
+    activation_type / normalize_before / concat_after / positionwise_layer_type are accepted at
+    the values implemented (swish / true / false / linear); positionwise_conv_kernel_size,
+    rel_pos_type and zero_triu are accepted and unused."""
 
     def __init__(
         self,
@@ -102,10 +107,32 @@ class ConformerEncoder(AbsEncoder):
         use_cnn_module: bool = True,
         cnn_module_kernel: int = 31,
         pos_enc_layer_type: str = "abs_pos",
+        selfattn_layer_type: str = "selfattn",
+        activation_type: str = "swish",
+        normalize_before: bool = True,
+        concat_after: bool = False,
+        positionwise_layer_type: str = "linear",
+        positionwise_conv_kernel_size: int = 3,
+        rel_pos_type: str = "latest",
+        zero_triu: bool = False,
     ) -> None:
         super().__init__()
-        if pos_enc_layer_type != "abs_pos":
-            raise ValueError(f"encoder_conf.pos_enc_layer_type: only abs_pos is implemented, got {pos_enc_layer_type!r}")
+        if pos_enc_layer_type != "abs_pos" or selfattn_layer_type != "selfattn":
+            raise ValueError(
+                "encoder_conf (conformer): only absolute positions are implemented "
+                f"(pos_enc_layer_type: abs_pos, selfattn_layer_type: selfattn), got {pos_enc_layer_type!r}, {selfattn_layer_type!r}"
+            )
+        check_fixed_options(
+            "encoder_conf (conformer)",
+            {
+                "activation_type": activation_type,
+                "normalize_before": normalize_before,
+                "concat_after": concat_after,
+                "positionwise_layer_type": positionwise_layer_type,
+            },
+            {"activation_type": "swish", "normalize_before": True, "concat_after": False, "positionwise_layer_type": "linear"},
+        )
+        del positionwise_conv_kernel_size, rel_pos_type, zero_triu  # only meaningful for options not implemented
         self._output_size = int(output_size)
         self.embed = make_input_layer(input_layer, int(input_size), self._output_size, dropout_rate)
         self.pos = PositionalEncoding(self._output_size, positional_dropout_rate)

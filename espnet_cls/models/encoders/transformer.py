@@ -16,6 +16,7 @@ from espnet_cls.models.encoders._layers import (
     FeedForward,
     PositionalEncoding,
     SelfAttention,
+    check_fixed_options,
     make_input_layer,
     pad_mask_for,
 )
@@ -40,7 +41,9 @@ class TransformerLayer(nn.Module):
 @register_encoder("transformer")
 class TransformerEncoder(AbsEncoder):
     """Args: output_size (d_model), attention_heads, linear_units, num_blocks, dropout_rate,
-    positional_dropout_rate, attention_dropout_rate, input_layer (``conv2d`` | ``linear``)."""
+    positional_dropout_rate, attention_dropout_rate, input_layer (``conv2d`` (4×) | ``conv2d2`` |
+    ``conv2d6`` | ``conv2d8`` | ``linear``). ESPnet's normalize_before / concat_after /
+    positionwise_layer_type are accepted at the values implemented (true / false / linear)."""
 
     def __init__(
         self,
@@ -53,8 +56,16 @@ class TransformerEncoder(AbsEncoder):
         positional_dropout_rate: float = 0.1,
         attention_dropout_rate: float = 0.0,
         input_layer: str = "conv2d",
+        normalize_before: bool = True,
+        concat_after: bool = False,
+        positionwise_layer_type: str = "linear",
     ) -> None:
         super().__init__()
+        check_fixed_options(
+            "encoder_conf (transformer)",
+            {"normalize_before": normalize_before, "concat_after": concat_after, "positionwise_layer_type": positionwise_layer_type},
+            {"normalize_before": True, "concat_after": False, "positionwise_layer_type": "linear"},
+        )
         self._output_size = int(output_size)
         self.embed = make_input_layer(input_layer, int(input_size), self._output_size, dropout_rate)
         self.pos = PositionalEncoding(self._output_size, positional_dropout_rate)
