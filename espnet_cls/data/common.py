@@ -52,7 +52,7 @@ def item_rng(seed: int, *keys: object) -> np.random.Generator:
     so the audio does not depend on which worker renders it or in which order.
     """
     digest = hashlib.sha256(repr((int(seed),) + tuple(str(k) for k in keys)).encode()).digest()
-    return np.random.default_rng(np.frombuffer(digest[:16], dtype=np.uint32).tolist())
+    return np.random.default_rng(np.frombuffer(digest[:16], dtype="<u4").tolist())
 
 
 def sanitize_label(label: str) -> str:
