@@ -422,7 +422,47 @@ def test_transformer_input_layers(input_layer, factor):
 def test_espnet_encoder_options():
     conf = {**SMALL_ENCODERS["conformer"], "normalize_before": True, "activation_type": "swish", "rel_pos_type": "latest"}
     build_model(small_config("conformer", encoder_conf=conf))
-    with pytest.raises(ValueError, match="abs_pos"):
+    with pytest.raises(ValueError, match="rel_pos/rel_selfattn"):
         build_model(small_config("conformer", encoder_conf={**SMALL_ENCODERS["conformer"], "pos_enc_layer_type": "rel_pos"}))
     with pytest.raises(ValueError, match="concat_after"):
         build_model(small_config("transformer", encoder_conf={**SMALL_ENCODERS["transformer"], "concat_after": True}))
+
+
+def test_conformer_rel_pos_padding_invariance_and_shift():
+    from espnet_cls.models.encoders._layers import RelPositionSelfAttention
+
+    torch.manual_seed(0)
+    conf = {**SMALL_ENCODERS["conformer"], "pos_enc_layer_type": "rel_pos", "selfattn_layer_type": "rel_selfattn"}
+    model = build_model(small_config("conformer", encoder_conf=conf))
+    assert isinstance(model.encoder.layers[0].attn, RelPositionSelfAttention)
+    model.eval()
+    x, lens = padded_batch([8000, 5123, 1700])
+    with torch.no_grad():
+        logits = model.forward_logits(x, lens)
+        for i, n in enumerate(lens.tolist()):
+            torch.testing.assert_close(logits[i : i + 1], model.forward_logits(x[i : i + 1, :n], lens[i : i + 1]), atol=1e-5, rtol=0)
+    # against a naive per-pair computation of score(i, j) = ((q_i + u).k_j + (q_i + v).W p(i - j)) / sqrt(dk)
+    attn = model.encoder.layers[0].attn.eval()
+    t, d = 5, 32
+    xin = torch.randn(1, t, d)
+    pad = torch.tensor([[False, False, False, False, True]])
+    _, pos_emb = model.encoder.pos(xin)
+    with torch.no_grad():
+        out = attn(xin, pad, pos_emb)
+        q = attn.linear_q(xin)[0].view(t, attn.h, attn.d_k)
+        k = attn.linear_k(xin)[0].view(t, attn.h, attn.d_k)
+        v = attn.linear_v(xin)[0].view(t, attn.h, attn.d_k)
+        div = torch.exp(torch.arange(0, d, 2).float() * -(math.log(10000.0) / d))
+        ref = torch.zeros(t, attn.h, attn.d_k)
+        for i in range(t):
+            scores = torch.full((attn.h, t), float("-inf"))
+            for j in range(4):  # 4 valid keys
+                pe = torch.zeros(d)
+                pe[0::2] = torch.sin((i - j) * div)
+                pe[1::2] = torch.cos((i - j) * div)
+                pj = attn.linear_pos(pe).view(attn.h, attn.d_k)
+                scores[:, j] = (((q[i] + attn.pos_bias_u) * k[j]).sum(-1) + ((q[i] + attn.pos_bias_v) * pj).sum(-1)) / math.sqrt(attn.d_k)
+            w = torch.softmax(scores, dim=-1)  # [H, T]
+            ref[i] = torch.einsum("ht,thd->hd", w, v)
+        ref = attn.linear_out(ref.reshape(t, d))
+    torch.testing.assert_close(out[0], ref, atol=1e-5, rtol=1e-5)

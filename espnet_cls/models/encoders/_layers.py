@@ -173,3 +173,67 @@ def masked_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, mask
     if bn.affine:
         y = y * bn.weight.view(shape) + bn.bias.view(shape)
     return y
+
+
+class RelPositionalEncoding(nn.Module):
+    """Scales x by sqrt(d) and returns sinusoidal embeddings of the relative positions
+    ``-(T-1) .. T-1`` (Transformer-XL / ESPnet ``rel_pos``): ``(dropout(x * sqrt(d)), dropout(pe))``."""
+
+    def __init__(self, d_model: int, dropout_rate: float) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.xscale = math.sqrt(d_model)
+        self.dropout = nn.Dropout(dropout_rate)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, d] -> (x [B, T, d], pos_emb [2T-1, d] for relative positions -(T-1)..T-1)."""
+        t = x.size(1)
+        pos = torch.arange(-(t - 1), t, device=x.device, dtype=torch.float32).unsqueeze(1)
+        div = torch.exp(torch.arange(0, self.d_model, 2, device=x.device, dtype=torch.float32) * -(math.log(10000.0) / self.d_model))
+        pe = torch.zeros(2 * t - 1, self.d_model, device=x.device)
+        pe[:, 0::2] = torch.sin(pos * div)
+        pe[:, 1::2] = torch.cos(pos * div[: self.d_model // 2])
+        return self.dropout(x * self.xscale), self.dropout(pe.to(x.dtype))
+
+
+class RelPositionSelfAttention(nn.Module):
+    """Multi-head self-attention with relative positions (Transformer-XL, ESPnet ``rel_selfattn``):
+
+    ``score(i, j) = ((q_i + u) · k_j + (q_i + v) · W_pos p_{i-j}) / sqrt(d_k)``, keys at padded
+    frames masked. The relative term only depends on ``i - j``, so padding cannot change it.
+    """
+
+    def __init__(self, d: int, heads: int, dropout_rate: float) -> None:
+        super().__init__()
+        if d % heads != 0:
+            raise ValueError(f"encoder_conf: output_size {d} is not divisible by attention_heads {heads}")
+        self.h = heads
+        self.d_k = d // heads
+        self.linear_q = nn.Linear(d, d)
+        self.linear_k = nn.Linear(d, d)
+        self.linear_v = nn.Linear(d, d)
+        self.linear_out = nn.Linear(d, d)
+        self.linear_pos = nn.Linear(d, d, bias=False)
+        self.pos_bias_u = nn.Parameter(torch.zeros(heads, self.d_k))
+        self.pos_bias_v = nn.Parameter(torch.zeros(heads, self.d_k))
+        nn.init.xavier_uniform_(self.pos_bias_u)
+        nn.init.xavier_uniform_(self.pos_bias_v)
+        self.dropout = nn.Dropout(dropout_rate)
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor, pos_emb: torch.Tensor) -> torch.Tensor:
+        """x [B, T, d]; pad_mask [B, T] True at padding; pos_emb [2T-1, d] -> [B, T, d]."""
+        b, t, _ = x.shape
+        q = self.linear_q(x).view(b, t, self.h, self.d_k)  # [B, T, H, dk]
+        k = self.linear_k(x).view(b, t, self.h, self.d_k).transpose(1, 2)  # [B, H, T, dk]
+        v = self.linear_v(x).view(b, t, self.h, self.d_k).transpose(1, 2)
+        p = self.linear_pos(pos_emb).view(2 * t - 1, self.h, self.d_k).permute(1, 2, 0)  # [H, dk, 2T-1]
+        ac = torch.matmul((q + self.pos_bias_u).transpose(1, 2), k.transpose(-2, -1))  # [B, H, T, T]
+        bd_all = torch.matmul((q + self.pos_bias_v).transpose(1, 2), p)  # [B, H, T, 2T-1]
+        ar = torch.arange(t, device=x.device)
+        rel_index = (ar.unsqueeze(1) - ar.unsqueeze(0) + t - 1).expand(b, self.h, t, t)  # i - j + T - 1
+        bd = torch.gather(bd_all, 3, rel_index)
+        scores = (ac + bd) / math.sqrt(self.d_k)
+        scores = scores.masked_fill(pad_mask[:, None, None, :], float("-inf"))
+        attn = self.dropout(torch.softmax(scores, dim=-1))
+        out = torch.matmul(attn, v).transpose(1, 2).reshape(b, t, self.h * self.d_k)
+        return self.linear_out(out)

@@ -1,8 +1,9 @@
 """Conformer encoder (``encoder: conformer``), ESPnet's option names.
 
-Same input layer and **absolute** sinusoidal positional encoding as the transformer
-(ESPnet's default is relative positions; only ``pos_enc_layer_type: abs_pos`` is provided
-here). Each block: ½ macaron FFN, self-attention with key padding mask, convolution module
+Same input layer as the transformer; positions are absolute sinusoidal
+(``pos_enc_layer_type: abs_pos`` + ``selfattn_layer_type: selfattn``, our default) or relative,
+Transformer-XL style (``rel_pos`` + ``rel_selfattn``, ESPnet's default and what its recipes
+use). Each block: ½ macaron FFN, self-attention with key padding mask, convolution module
 (pointwise conv + GLU, depthwise conv over time with padded frames zeroed first, BatchNorm
 with training statistics over the valid frames only,
 Swish, pointwise conv), ½ FFN, LayerNorm — all pre-LN.
@@ -17,6 +18,8 @@ from espnet_cls.models.encoders import AbsEncoder, register_encoder
 from espnet_cls.models.encoders._layers import (
     FeedForward,
     PositionalEncoding,
+    RelPositionalEncoding,
+    RelPositionSelfAttention,
     SelfAttention,
     check_fixed_options,
     make_input_layer,
@@ -58,13 +61,15 @@ class ConformerLayer(nn.Module):
         macaron_style: bool,
         use_cnn_module: bool,
         kernel_size: int,
+        rel_pos: bool = False,
     ) -> None:
         super().__init__()
+        self.rel_pos = rel_pos
         self.ff_macaron = FeedForward(d, units, dropout_rate, "swish") if macaron_style else None
         self.norm_ff_macaron = nn.LayerNorm(d) if macaron_style else None
         self.ff_scale = 0.5 if macaron_style else 1.0
         self.norm_mha = nn.LayerNorm(d)
-        self.attn = SelfAttention(d, heads, attention_dropout_rate)
+        self.attn = RelPositionSelfAttention(d, heads, attention_dropout_rate) if rel_pos else SelfAttention(d, heads, attention_dropout_rate)
         self.conv = ConvModule(d, kernel_size) if use_cnn_module else None
         self.norm_conv = nn.LayerNorm(d) if use_cnn_module else None
         self.norm_ff = nn.LayerNorm(d)
@@ -72,10 +77,13 @@ class ConformerLayer(nn.Module):
         self.norm_final = nn.LayerNorm(d)
         self.dropout = nn.Dropout(dropout_rate)
 
-    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor, pos_emb: torch.Tensor | None = None) -> torch.Tensor:
         if self.ff_macaron is not None:
             x = x + self.ff_scale * self.dropout(self.ff_macaron(self.norm_ff_macaron(x)))
-        x = x + self.dropout(self.attn(self.norm_mha(x), pad_mask))
+        if self.rel_pos:
+            x = x + self.dropout(self.attn(self.norm_mha(x), pad_mask, pos_emb))
+        else:
+            x = x + self.dropout(self.attn(self.norm_mha(x), pad_mask))
         if self.conv is not None:
             x = x + self.dropout(self.conv(self.norm_conv(x), pad_mask))
         x = x + self.ff_scale * self.dropout(self.ff(self.norm_ff(x)))
@@ -87,10 +95,11 @@ class ConformerEncoder(AbsEncoder):
     """Args: output_size, attention_heads, linear_units, num_blocks, dropout_rate,
     positional_dropout_rate, attention_dropout_rate, input_layer (``conv2d`` | ``conv2d2`` | ``conv2d6``
     | ``conv2d8`` | ``linear``), macaron_style, use_cnn_module, cnn_module_kernel,
-    pos_enc_layer_type (``abs_pos`` only) / selfattn_layer_type (``selfattn`` only). ESPnet's
+    pos_enc_layer_type / selfattn_layer_type (``abs_pos``/``selfattn`` or ``rel_pos``/``rel_selfattn``). ESPnet's
     activation_type / normalize_before / concat_after / positionwise_layer_type are accepted at
     the values implemented (swish / true / false / linear); positionwise_conv_kernel_size,
-    rel_pos_type and zero_triu are accepted and unused."""
+    rel_pos_type and zero_triu are accepted and unused (the relative attention here has the
+    semantics of ESPnet's ``latest`` form)."""
 
     def __init__(
         self,
@@ -117,11 +126,13 @@ class ConformerEncoder(AbsEncoder):
         zero_triu: bool = False,
     ) -> None:
         super().__init__()
-        if pos_enc_layer_type != "abs_pos" or selfattn_layer_type != "selfattn":
+        pairs = {("abs_pos", "selfattn"): False, ("rel_pos", "rel_selfattn"): True, ("latest_rel_pos", "rel_selfattn"): True}
+        if (pos_enc_layer_type, selfattn_layer_type) not in pairs:
             raise ValueError(
-                "encoder_conf (conformer): only absolute positions are implemented "
-                f"(pos_enc_layer_type: abs_pos, selfattn_layer_type: selfattn), got {pos_enc_layer_type!r}, {selfattn_layer_type!r}"
+                "encoder_conf (conformer): pos_enc_layer_type/selfattn_layer_type must be abs_pos/selfattn or "
+                f"rel_pos/rel_selfattn, got {pos_enc_layer_type!r}/{selfattn_layer_type!r}"
             )
+        self.rel_pos = pairs[(pos_enc_layer_type, selfattn_layer_type)]
         check_fixed_options(
             "encoder_conf (conformer)",
             {
@@ -132,10 +143,13 @@ class ConformerEncoder(AbsEncoder):
             },
             {"activation_type": "swish", "normalize_before": True, "concat_after": False, "positionwise_layer_type": "linear"},
         )
-        del positionwise_conv_kernel_size, rel_pos_type, zero_triu  # only meaningful for options not implemented
+        del positionwise_conv_kernel_size, rel_pos_type, zero_triu  # ESPnet variants; ours is its 'latest' form
         self._output_size = int(output_size)
         self.embed = make_input_layer(input_layer, int(input_size), self._output_size, dropout_rate)
-        self.pos = PositionalEncoding(self._output_size, positional_dropout_rate)
+        if self.rel_pos:
+            self.pos = RelPositionalEncoding(self._output_size, positional_dropout_rate)
+        else:
+            self.pos = PositionalEncoding(self._output_size, positional_dropout_rate)
         self.layers = nn.ModuleList(
             ConformerLayer(
                 self._output_size,
@@ -146,6 +160,7 @@ class ConformerEncoder(AbsEncoder):
                 bool(macaron_style),
                 bool(use_cnn_module),
                 int(cnn_module_kernel),
+                self.rel_pos,
             )
             for _ in range(int(num_blocks))
         )
@@ -156,8 +171,12 @@ class ConformerEncoder(AbsEncoder):
     def forward(self, xs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """xs [B, T, D], lengths [B] -> hs [B, T', output_size], lengths'."""
         x, lens = self.embed(xs, lengths)
-        x = self.pos(x)
+        pos_emb = None
+        if self.rel_pos:
+            x, pos_emb = self.pos(x)
+        else:
+            x = self.pos(x)
         pad = pad_mask_for(x, lens)
         for layer in self.layers:
-            x = layer(x, pad)
+            x = layer(x, pad, pos_emb)
         return x.masked_fill(pad.unsqueeze(-1), 0.0), lens
