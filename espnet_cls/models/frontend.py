@@ -59,6 +59,9 @@ class DefaultFrontend(nn.Module):
             win = torch.hamming_window(self.win_length)
         else:
             raise ValueError(f"frontend_conf: window must be hann or hamming, got {window!r}")
+        if self.win_length < self.n_fft:  # centre the window in n_fft, as torch.stft does
+            left = (self.n_fft - self.win_length) // 2
+            win = torch.nn.functional.pad(win, (left, self.n_fft - self.win_length - left))
         self.register_buffer("window", win, persistent=False)
         fb = torchaudio.functional.melscale_fbanks(
             n_freqs=self.n_fft // 2 + 1,
@@ -85,19 +88,16 @@ class DefaultFrontend(nn.Module):
         Padded frames of the output are set to 0.
         """
         speech = speech.masked_fill(make_pad_mask(lengths, speech.size(1)), 0.0)
-        spec = torch.stft(
-            speech.float(),
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.win_length,
-            window=self.window,
-            center=True,
-            pad_mode="constant",
-            normalized=False,
-            onesided=True,
-            return_complex=True,
-        )  # [B, F, T']
-        power = spec.real.pow(2) + spec.imag.pow(2)
+        # centred frames with zero padding (explicit, so that ONNX export sees a plain STFT)
+        half = self.n_fft // 2
+        padded = torch.nn.functional.pad(speech.float(), (half, half))
+        kw = dict(n_fft=self.n_fft, hop_length=self.hop_length, win_length=self.n_fft, window=self.window, center=False, normalized=False, onesided=True)
+        if torch.onnx.is_in_onnx_export():  # the ONNX STFT has no complex output
+            spec = torch.stft(padded, return_complex=False, **kw)  # [B, F, T', 2]
+            power = spec[..., 0].pow(2) + spec[..., 1].pow(2)
+        else:
+            spec = torch.stft(padded, return_complex=True, **kw)  # [B, F, T']
+            power = spec.real.pow(2) + spec.imag.pow(2)
         mel = torch.matmul(power.transpose(1, 2), self.mel_fb)  # [B, T', n_mels]
         feats = torch.log(torch.clamp(mel, min=1e-10))
         flens = self.num_frames(lengths)

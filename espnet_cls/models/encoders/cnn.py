@@ -105,7 +105,7 @@ class CNNEncoder(AbsEncoder):
             x = self.dropout(x)
             lens = torch.div(lens, 2, rounding_mode="floor").clamp(min=1)
         if self.freq_pooling == "flatten":
-            hs = x.permute(0, 2, 1, 3).flatten(2)  # [B, T', C * F']
+            hs = x.permute(0, 2, 1, 3).reshape(x.size(0), x.size(2), x.size(1) * x.size(3))  # [B, T', C * F']
         elif self.freq_pooling == "mean":
             hs = x.mean(dim=3).transpose(1, 2)  # [B, T', C]
         else:
