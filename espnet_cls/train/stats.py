@@ -78,6 +78,7 @@ def collect_one(model: Optional[torch.nn.Module], dataset: ClsDataset, text_path
         write_npz(out_dir / "feats_stats.npz", {"count": np.asarray(total, dtype=np.int64), "sum": s, "sum_square": ss})
 
 
+@torch.no_grad()
 def collect_stats(config: dict) -> None:
     """One stage-5 job: see the module doc. Needs ``output_dir``, the data triples, shape files
     (key lists) and the token list."""
@@ -86,7 +87,6 @@ def collect_stats(config: dict) -> None:
     if config.get("output_dir") is None:
         raise DataError("--output_dir is required")
     out = Path(config["output_dir"])
-    torch.set_grad_enabled(False)
     model = None
     device = torch.device("cuda" if int(config.get("ngpu") or 0) > 0 and torch.cuda.is_available() else "cpu")
     if _uses_frontend(config):
