@@ -27,6 +27,6 @@ ruff check .
 
 echo "== pytest" >&2
 if [ $# -eq 0 ]; then
-    set -- -m "not slow"
+    set -- -m "not slow and not slurm"  # .ci/run runs the slurm ones against a local cluster
 fi
 python -m pytest "$@"

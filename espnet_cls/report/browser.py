@@ -75,6 +75,8 @@ class Page:
         elif m == "Network.requestWillBeSent":
             self.requests.append(p.get("request", {}).get("url", ""))
         elif m == "Network.loadingFailed":
+            if p.get("type") == "Media" and p.get("errorText") == "net::ERR_ABORTED":
+                return  # an <audio> element cancels its own range requests once it has what it needs
             self.failed.append(f"{p.get('errorText')} (request {p.get('requestId')})")
 
     def evaluate(self, expression: str, await_promise: bool = True, timeout: float = 30.0) -> Any:
