@@ -302,6 +302,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over this rank's training batches; returns mean loss/acc over all ranks."""
         self.model.train()
+        self._on_step()  # bring step-dependent state (e.g. a frozen encoder) up to date, also after a resume
         batches = self.train_batches.epoch(epoch)
         loader = self._loader(self.train_ds, batches)
         sums: dict[str, float] = {"loss": 0.0, "weight": 0.0, "acc": 0.0, "acc_weight": 0.0, "skipped": 0.0}
