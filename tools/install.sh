@@ -32,7 +32,10 @@ echo "tools/install.sh: setting up ${venv} (first run takes a few minutes)" >&2
 if [ ! -x "${venv}/bin/python" ]; then
     "${python}" -m venv "${venv}"
 fi
-pip_() { "${venv}/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+# (some machines' pip configs name package indexes that are not there: drop those warnings)
+pip_() {
+    "${venv}/bin/python" -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "WARNING: Location '" >&2)
+}
 pip_ install --upgrade pip
 pip_ install -r tools/requirements.txt
 # tinysoundfont renders the General MIDI SoundFont of pretty_midi for the demo corpora.
