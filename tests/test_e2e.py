@@ -33,10 +33,16 @@ def fresh_copy(repo_root: Path, dest: Path) -> Path:
 
 
 def recipe_env() -> dict:
+    """Environment for running a recipe copy with the Python that runs the tests.
+
+    In a venv, the copy uses that venv (sys.prefix; not the resolved interpreter path, which is the
+    base Python's); outside one, the copy skips tools/install.sh and uses the current environment.
+    """
     env = dict(os.environ)
-    env["ESPNET_CLS_VENV"] = str(Path(sys.executable).resolve().parents[1]) if (
-        Path(sys.executable).parent / "activate").exists() else env.get("ESPNET_CLS_VENV", "")
-    if not env["ESPNET_CLS_VENV"]:
+    if sys.prefix != sys.base_prefix:
+        env["ESPNET_CLS_VENV"] = sys.prefix
+    else:
+        env.pop("ESPNET_CLS_VENV", None)
         env["ESPNET_CLS_SKIP_INSTALL"] = "true"
     env["HF_HUB_OFFLINE"] = "1"
     env["OMP_NUM_THREADS"] = "1"

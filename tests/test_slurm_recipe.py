@@ -9,15 +9,13 @@ name the log. The comparison is printed (run with -s to see it in the CI log).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.test_e2e import fresh_copy, kv
+from tests.test_e2e import fresh_copy, kv, recipe_env
 
 pytestmark = pytest.mark.slurm
 
@@ -39,12 +37,8 @@ def need_cluster():
 
 
 def run_recipe(d: Path, backend: str, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    venv = Path(sys.executable).resolve().parents[1]
-    env["ESPNET_CLS_VENV"] = str(venv)
+    env = recipe_env()
     env["cmd_backend"] = backend
-    env["OMP_NUM_THREADS"] = "1"
-    env.pop("PYTHONPATH", None)
     r = subprocess.run(["timeout", "900", "./run.sh", *args], cwd=d, env=env, capture_output=True, text=True)
     if check and r.returncode != 0:
         pytest.fail(f"{backend} run failed ({r.returncode}):\n{(r.stdout + r.stderr)[-5000:]}")
