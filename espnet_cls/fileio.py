@@ -102,6 +102,12 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: Optional[str] = "utf
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if e.filename is None:  # a failed write (e.g. disk full) names no file: name the output
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -60,34 +60,12 @@ MAX_UNPACKED_BYTES = 64 * 1024**3
 def load_state_dict(path: PathLike) -> dict:
     """Read a state_dict (name -> tensor) from a ``.safetensors`` file or a ``.pth`` file.
 
-    ``.pth`` files are read with ``torch.load(weights_only=True)``; a training
-    checkpoint holding ``{"model": state_dict, ...}`` gives its ``model`` entry.
-    Anything that is not a mapping of tensors is a :class:`DataError`.
+    See :func:`espnet_cls.weights.read_state_dict` (``torch.load(weights_only=True)``;
+    a training checkpoint gives its ``model`` entry; bad files are a :class:`DataError`).
     """
-    import torch
+    from espnet_cls.weights import read_state_dict
 
-    path = str(path)
-    if not os.path.isfile(path):
-        raise DataError("model file not found", path)
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        try:
-            return dict(load_file(path, device="cpu"))
-        except Exception as e:  # safetensors raises its own error types
-            raise DataError(f"cannot read safetensors file: {e}", path) from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise DataError(f"cannot load with torch.load(weights_only=True): {str(e).splitlines()[0]}", path) from None
-    if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
-        obj = obj["model"]
-    if not isinstance(obj, Mapping) or not obj:
-        raise DataError("expected a state_dict (a mapping of parameter names to tensors)", path)
-    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise DataError(f"state_dict entry {bad[0]!r} is not a tensor", path)
-    return dict(obj)
+    return read_state_dict(path)
 
 
 def save_safetensors(state_dict: Mapping[str, Any], path: PathLike, metadata: Optional[Mapping[str, str]] = None) -> None:

@@ -240,20 +240,9 @@ def build_model(config: Mapping[str, Any], allow_missing_stats: bool = False) ->
 
 
 def _read_state_dict(model_file: str | os.PathLike, device: str | torch.device) -> dict[str, torch.Tensor]:
-    path = str(model_file)
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
+    from espnet_cls.weights import read_state_dict
 
-        state = load_file(path, device=str(device))
-    else:
-        state = torch.load(path, map_location=device, weights_only=True)
-        if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
-            state = state["model"]  # a trainer checkpoint {"model": ..., "optimizer": ...}
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path}: not a state_dict")
-    if state and all(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
-        state = {k[len("module.") :]: v for k, v in state.items()}
-    return dict(state)
+    return read_state_dict(model_file, device=device)
 
 
 def load_config(config_path_or_dict: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ python RNG states are converted to tensors/lists).
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import random
@@ -32,7 +33,18 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        # serialise in memory, then write with plain file I/O: a full disk is then an
+        # OSError "No space left on device" naming the file (torch.save to a path
+        # reports it as an opaque "unexpected pos" / basic_ios::clear RuntimeError)
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(buf.getbuffer())
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(path)) from None
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -41,13 +53,10 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
 
 
 def safe_load(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)``; a missing or unreadable file is a :class:`DataError`."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise DataError("checkpoint not found", str(path)) from None
-    except Exception as e:  # noqa: BLE001 - pickle errors come in many types
-        raise DataError(f"cannot load checkpoint with weights_only=True: {e}", str(path)) from None
+    """``torch.load(path, weights_only=True)``; see :func:`espnet_cls.weights.safe_torch_load`."""
+    from espnet_cls.weights import safe_torch_load
+
+    return safe_torch_load(path, map_location=map_location)
 
 
 def load_state_dict_file(path: PathLike) -> dict[str, torch.Tensor]:

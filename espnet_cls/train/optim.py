@@ -39,6 +39,12 @@ def build_optimizer(model: torch.nn.Module, optim: str, optim_conf: dict) -> tor
     conf = dict(optim_conf or {})
     if "betas" in conf:
         conf["betas"] = tuple(conf["betas"])
+    for k, v in conf.items():
+        if isinstance(v, str):
+            try:
+                conf[k] = float(v)
+            except ValueError:
+                raise DataError(f"optim_conf.{k}: expected a number, got {v!r}") from None
     base_lr = float(conf.get("lr", 1e-3 if name != "sgd" else 0.1))
     conf["lr"] = base_lr
     groups: list[dict[str, Any]] = []
