@@ -63,7 +63,8 @@ def main() -> int:
     import torch
     import yaml
 
-    from espnet_cls.inference import BatchInference, model_sample_rate
+    from espnet_cls.contract import model_facts
+    from espnet_cls.inference import BatchInference
     from espnet_cls.tasks.cls import build_model
 
     if args.threads > 0:
@@ -81,7 +82,7 @@ def main() -> int:
         config["normalize_conf"] = {}
     torch.manual_seed(args.seed)
     model = build_model(config).to(args.device).eval()
-    fs = model_sample_rate(config)
+    fs = model_facts(config).fs
     rng = np.random.default_rng(args.seed)
     lens = rng.integers(int(args.min_sec * fs), int(args.max_sec * fs) + 1, size=args.n_clips)
     waves = [(0.1 * rng.standard_normal(int(n))).astype(np.float32) for n in lens]

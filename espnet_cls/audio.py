@@ -25,25 +25,26 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import subprocess
-from typing import Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from espnet_cls.contract import PCM_BITS, PCM_MAX, PCM_MIN, PCM_SCALE
+
 __all__ = [
     "AudioError",
     "SegmentError",
     "segment_frames",
-    "parse_fs",
     "is_pipe",
     "read_entry",
     "to_mono",
     "resample",
     "check_samples",
     "load_audio",
+    "load_array",
     "write_audio",
     "audio_info_ok",
     "AUDIO_FORMATS",
@@ -54,7 +55,7 @@ __all__ = [
 DEFAULT_MAX_OVERSHOOT = 0.5
 
 #: output formats: extension -> (libsndfile format, subtype)
-AUDIO_FORMATS = {"flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16")}
+AUDIO_FORMATS = {"flac": ("FLAC", f"PCM_{PCM_BITS}"), "wav": ("WAV", f"PCM_{PCM_BITS}")}
 
 
 class AudioError(Exception):
@@ -63,24 +64,6 @@ class AudioError(Exception):
 
 class SegmentError(AudioError):
     """A segment (start/end) that does not fit its recording; ``str()`` is the cause."""
-
-
-def parse_fs(value: Union[str, int, float]) -> int:
-    """Parse a sampling rate: ``16k`` -> 16000, ``44.1k`` -> 44100, ``16000`` -> 16000.
-
-    Raises ValueError for anything that is not a positive rate.
-    """
-    s = str(value).strip().lower()
-    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(k|khz|hz)?", s)
-    if not m:
-        raise ValueError(f"not a sampling rate: {value!r} (e.g. 16k, 16000, 44.1k)")
-    num = float(m.group(1))
-    if m.group(2) in ("k", "khz"):
-        num *= 1000
-    fs = int(round(num))
-    if fs <= 0 or abs(fs - num) > 1e-6:
-        raise ValueError(f"not a sampling rate: {value!r}")
-    return fs
 
 
 def is_pipe(entry: str) -> bool:
@@ -270,6 +253,37 @@ def load_audio(
     return y, fs_in
 
 
+def load_array(audio: Any, sample_rate: int, fs: Optional[int] = None) -> np.ndarray:
+    """An in-memory clip as mono float32 at ``fs`` (None: ``sample_rate``), as :func:`load_audio` does for files.
+
+    ``audio``: ``[frames]``, ``[frames, channels]`` or ``[channels, frames]`` (up to 8
+    channels, fewer than frames), numpy or torch. Integer PCM is scaled as libsndfile
+    scales it when it decodes a file (``int16 / 32768``, ``int32 / 2**31``, ``uint8``:
+    ``(x - 128) / 128``), so an array and the file it came from give the same samples.
+    Raises :class:`AudioError` for a bad shape, no samples or NaN/Inf.
+    """
+    if hasattr(audio, "detach"):  # torch tensor
+        audio = audio.detach().cpu().numpy()
+    x = np.asarray(audio)
+    if x.ndim == 2 and x.shape[0] < x.shape[1] and x.shape[0] <= 8:  # [channels, frames]
+        x = x.T
+    if x.ndim not in (1, 2):
+        raise AudioError(f"audio array must be [frames] or [frames, channels], got shape {x.shape}")
+    if x.dtype == np.uint8:
+        x = (x.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float64) / float(np.iinfo(x.dtype).max + 1)
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise AudioError(f"audio array must hold numbers, got dtype {x.dtype}")
+    x = np.asarray(x, dtype=np.float32)
+    check_samples(x)
+    y = to_mono(x)
+    if fs is not None:
+        y = resample(y, int(sample_rate), int(fs))
+    check_samples(y)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
 def write_audio(path: str, x: np.ndarray, fs: int, audio_format: str = "flac", comment: Optional[str] = None) -> int:
     """Write mono float audio as 16-bit PCM ``flac`` or ``wav``, atomically.
 
@@ -279,9 +293,9 @@ def write_audio(path: str, x: np.ndarray, fs: int, audio_format: str = "flac", c
     metadata (FLAC vorbis comment / WAV INFO chunk). Returns the number of clipped samples.
     """
     fmt, subtype = AUDIO_FORMATS[audio_format]
-    scaled = np.round(np.asarray(x, dtype=np.float64) * 32768.0)
-    n_clipped = int(np.count_nonzero((scaled > 32767) | (scaled < -32768)))
-    pcm = np.clip(scaled, -32768, 32767).astype(np.int16)
+    scaled = np.round(np.asarray(x, dtype=np.float64) * PCM_SCALE)
+    n_clipped = int(np.count_nonzero((scaled > PCM_MAX) | (scaled < PCM_MIN)))
+    pcm = np.clip(scaled, PCM_MIN, PCM_MAX).astype(np.int16)
     # encode in memory: soundfile's close() on a real file calls fsync(), which costs
     # ~10 ms per clip on a busy disk (far more on NFS); temp + rename is what makes the
     # file appear complete or not at all

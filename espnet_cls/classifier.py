@@ -10,8 +10,11 @@
     pred = clf(np_array, sample_rate=44100)   # [frames] or [frames, channels]
 
 Audio is decoded, downmixed and resampled exactly as stage 2 does
-(:func:`espnet_cls.audio.load_audio`, libsoxr HQ). Clips are batched by length; padding
-does not change a clip's scores (the model masks every padded frame).
+(:func:`espnet_cls.audio.load_audio` for paths, :func:`espnet_cls.audio.load_array` for
+arrays; libsoxr HQ), and the model rounds its input to the 16-bit grid of the dump, so a
+clip gets the scores stage 7 gives it. Scoring is :class:`espnet_cls.inference.BatchInference`
+(stage 7's engine: length-sorted batches; padding does not change a clip's scores), and
+decisions are :func:`espnet_cls.contract.decide`.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ class Classifier:
     """
 
     def __init__(self, model: Any, config: dict, device: str = "cpu", threshold: float = 0.5, source: str = ""):
-        from espnet_cls.audio import parse_fs
+        from espnet_cls.contract import model_facts
 
         self.model = model.eval()
         self.config = config
@@ -77,8 +80,7 @@ class Classifier:
         self.source = source
         self.classes: list[str] = list(model.token_list[: model.n_classes])
         self.classification_type: str = model.classification_type
-        fs = (config.get("frontend_conf") or {}).get("fs", 16000)
-        self.sample_rate: int = parse_fs(fs)
+        self.sample_rate: int = model_facts(config).fs
 
     def __repr__(self) -> str:
         return (
@@ -159,9 +161,10 @@ class Classifier:
         """One clip as mono float32 at the model's rate.
 
         ``audio``: a path (or any ``wav.scp`` value, e.g. ``"sox a.mp3 -t wav - |"``), or an
-        array ``[frames]`` / ``[frames, channels]`` (numpy or torch) with ``sample_rate``.
+        array ``[frames]`` / ``[frames, channels]`` (numpy or torch; float, or integer PCM)
+        with ``sample_rate``.
         """
-        from espnet_cls.audio import AudioError, check_samples, load_audio, resample, to_mono
+        from espnet_cls.audio import AudioError, load_array, load_audio
 
         if isinstance(audio, (str, os.PathLike)):
             try:
@@ -169,53 +172,34 @@ class Classifier:
             except AudioError as e:
                 raise DataError(str(e), str(audio)) from None
             return x
-        if hasattr(audio, "detach"):  # torch tensor
-            audio = audio.detach().cpu().numpy()
-        x = np.asarray(audio)
         if sample_rate is None:
             raise ValueError("an array input needs sample_rate=")
-        if x.ndim == 2 and x.shape[0] < x.shape[1] and x.shape[0] <= 8:  # [channels, frames] -> [frames, channels]
-            x = x.T
-        if x.ndim not in (1, 2):
-            raise ValueError(f"audio array must be [frames] or [frames, channels], got shape {x.shape}")
-        if np.issubdtype(x.dtype, np.integer):
-            x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
-        x = x.astype(np.float32, copy=False)
         try:
-            check_samples(x)
-            y = resample(to_mono(x), int(sample_rate), self.sample_rate)
-            check_samples(y)
+            return load_array(audio, int(sample_rate), self.sample_rate)
         except AudioError as e:
             raise ValueError(str(e)) from None
-        return np.ascontiguousarray(y, dtype=np.float32)
 
     # ------------------------------------------------------------------ inference
-    def predict_proba(self, waves: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
-        """Probabilities ``[N, n_classes]`` for mono clips at the model's rate, batched by length."""
-        import torch
+    def engine(self, batch_size: int = 8) -> Any:
+        """Stage 7's :class:`espnet_cls.inference.BatchInference` over this model."""
+        from espnet_cls.inference import BatchInference
 
-        n = len(waves)
-        out = np.zeros((n, len(self.classes)), dtype=np.float32)
-        order = sorted(range(n), key=lambda i: -len(waves[i]))
-        with torch.inference_mode():
-            for s in range(0, n, max(1, int(batch_size))):
-                idx = order[s : s + max(1, int(batch_size))]
-                lens = torch.tensor([len(waves[i]) for i in idx], dtype=torch.long)
-                batch = torch.zeros(len(idx), int(lens.max()), dtype=torch.float32)
-                for j, i in enumerate(idx):
-                    batch[j, : len(waves[i])] = torch.from_numpy(np.asarray(waves[i], dtype=np.float32))
-                probs = self.model.predict_proba(batch.to(self.device), lens.to(self.device))
-                out[idx] = probs.float().cpu().numpy()
-        return out
+        return BatchInference(self.model, fs=self.sample_rate, batch_size=max(1, int(batch_size)), device=self.device)
+
+    def predict_proba(self, waves: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
+        """Probabilities ``[N, n_classes]`` for mono clips at the model's rate (stage 7's engine)."""
+        if not len(waves):
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return self.engine(batch_size).predict(list(waves)).astype(np.float32)
 
     def decide(self, probs: np.ndarray, top_k: Optional[int] = None) -> Prediction:
-        """:class:`Prediction` from one clip's probabilities (same rule as stage 7)."""
+        """:class:`Prediction` from one clip's probabilities (the rule of stage 7: :func:`espnet_cls.contract.decide`)."""
+        from espnet_cls.contract import decide
+
         probs = np.asarray(probs, dtype=np.float32)
+        chosen = decide(probs, self.classification_type, self.threshold)[0]
+        labels = [self.classes[i] for i in np.flatnonzero(chosen)]
         order = np.argsort(-probs, kind="stable")
-        if self.classification_type == "multi-class":
-            labels = [self.classes[int(order[0])]]
-        else:
-            labels = [self.classes[i] for i in range(len(self.classes)) if probs[i] >= self.threshold]
         k = len(order) if top_k is None else max(0, int(top_k))
         scores = [(self.classes[int(i)], float(probs[int(i)])) for i in order[:k]]
         return Prediction(labels=labels, scores=scores, probs=probs)

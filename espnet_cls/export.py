@@ -80,6 +80,7 @@ class ExportWrapper(nn.Module):
         if self.pad_samples > 0:
             speech = F.pad(speech, (0, self.pad_samples))
         speech = speech.masked_fill(make_pad_mask(speech_lengths, speech.size(1)), 0.0)
+        speech = m.prepare_input(speech)  # the 16-bit grid of the dump (CLSModel.pcm16_input)
         if m.frontend is None:
             feats, lens = speech.unsqueeze(-1), speech_lengths
         else:

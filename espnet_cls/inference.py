@@ -8,9 +8,10 @@ batch 1 to 1e-5 with the CNN and transformer encoders).
 Python API::
 
     model, config = load_inference_model("exp/cls_X/config.yaml", "exp/cls_X/valid.acc.best.pth")
-    engine = BatchInference(model, fs=model_sample_rate(config), batch_size=16)
+    engine = BatchInference(model, fs=model_facts(config).fs, batch_size=16)
     probs = engine.predict(list_of_float32_arrays)            # [N, n_classes] float64
-    labels = decide(probs, model.classification_type, 0.5)    # per clip: list of class ids
+    labels = decided_ids(probs, model.classification_type)    # per clip: list of class ids
+    # (model_facts, decided_ids: espnet_cls.contract)
 
 Long clips: with ``window_sec`` every clip longer than the window is cut into windows
 of ``window_sec`` every ``hop_sec`` (the last one aligned to the clip's end), each window
@@ -34,11 +35,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from espnet_cls.contract import MULTI_LABEL, decided_ids, model_facts
 from espnet_cls.fileio import DataError, PathLike, atomic_write, iter_kv
 
 logger = logging.getLogger(__name__)
@@ -47,18 +49,6 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 # --------------------------------------------------------------------------- model
-
-
-def model_sample_rate(config: Mapping[str, Any], default: int = 16000) -> int:
-    """The sampling rate the model expects: ``frontend_conf.fs`` (default frontend), else ``default``.
-
-    (Encoders with their own features, e.g. BEATs, are 16 kHz.)
-    """
-    from espnet_cls.models.utils import parse_fs
-
-    fconf = config.get("frontend_conf") or {}
-    fs = fconf.get("fs") if isinstance(fconf, Mapping) else None
-    return int(parse_fs(fs)) if fs is not None else int(default)
 
 
 def load_inference_model(
@@ -289,14 +279,6 @@ class BatchInference:
 # --------------------------------------------------------------------------- decisions / writing
 
 
-def decide(probs: np.ndarray, classification_type: str, threshold: Union[float, np.ndarray] = 0.5) -> list[list[int]]:
-    """Predicted class ids per clip: argmax (multi-class) or all with ``p >= threshold`` (multi-label)."""
-    if classification_type == "multi-class":
-        return [[int(k)] for k in probs.argmax(axis=1)]
-    thr = np.asarray(threshold, dtype=np.float64)
-    return [list(map(int, np.flatnonzero(row >= thr))) for row in probs]
-
-
 def _fmt_row(values: Iterable[float]) -> str:
     return " ".join(f"{v:.7g}" for v in values)
 
@@ -441,14 +423,15 @@ def run_inference(
     torch_dtype = DTYPES[dtype]
     if torch_dtype == torch.float64:
         model = model.to(torch_dtype)
-    fs = model_sample_rate(config)
+    facts = model_facts(config)
+    fs = facts.fs
     class_names = list(model.token_list[: model.n_classes])
     ctype = model.classification_type
     thr: Union[float, np.ndarray] = threshold
     if threshold_file is not None:
         from espnet_cls.scoring import read_threshold_file
 
-        if ctype != "multi-label":
+        if ctype != MULTI_LABEL:
             logger.info("--threshold_file is ignored for a multi-class model (argmax)")
         thr = read_threshold_file(threshold_file, class_names, default=threshold)
 
@@ -481,7 +464,7 @@ def run_inference(
     dt = time.perf_counter() - t0
     if not keys:
         probs = np.zeros((0, len(class_names)))
-    predicted = decide(probs, ctype, thr)
+    predicted = decided_ids(probs, ctype, thr)
     write_predictions(output_dir, keys, probs, predicted, class_names, output_all_probabilities)
     stats = {
         "n_clips": len(keys),

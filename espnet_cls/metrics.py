@@ -44,9 +44,7 @@ API
 ``subset_accuracy(y_true, y_pred) -> float``
     Fraction of clips whose predicted set equals the reference set (a ``<blank>`` clip
     is right iff nothing is predicted).
-``predict(y_score, classification_type, threshold=0.5) -> y_pred``
-    Multi-class: one-hot argmax. Multi-label: ``score >= threshold`` (a scalar or a
-    per-class ``[C]`` array), possibly no class.
+(The decision rule itself, scores -> ``y_pred``, is :func:`espnet_cls.contract.decide`.)
 ``tune_thresholds(y_true, y_score, default=0.5) -> [C]``
     Per-class threshold maximising that class's F1 (midpoint between the chosen score
     and the next lower distinct score; ``default`` for classes without positives).
@@ -55,7 +53,7 @@ espnet_compat=False) -> dict``
     Everything above in one dict (see its docstring); ``y_score=None`` gives only the
     threshold metrics (scores written with ``output_all_probabilities=false``).
 ``labels_to_multihot(label_ids, n_classes) -> [N, C] bool``
-``MULTI_CLASS``, ``MULTI_LABEL``: the two ``classification_type`` strings.
+``MULTI_CLASS``, ``MULTI_LABEL``: the two ``classification_type`` strings (from :mod:`espnet_cls.contract`).
 
 The trainer's validation metric: ``compute_metrics(y_true, y_score, classification_type)``
 then ``["acc"]`` (multi-class top-1 accuracy; multi-label top-1 hit rate) and ``["mAP"]``.
@@ -69,9 +67,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-MULTI_CLASS = "multi-class"
-MULTI_LABEL = "multi-label"
-CLASSIFICATION_TYPES = (MULTI_CLASS, MULTI_LABEL)
+from espnet_cls.contract import CLASSIFICATION_TYPES, MULTI_CLASS, MULTI_LABEL, decide
 
 ArrayLike = Union[np.ndarray, Sequence]
 
@@ -197,25 +193,6 @@ def d_prime(auc: float) -> float:
     if auc <= 0.0:
         return float("-inf")
     return math.sqrt(2.0) * NormalDist().inv_cdf(auc)
-
-
-def predict(y_score: ArrayLike, classification_type: str, threshold: Union[float, ArrayLike] = 0.5) -> np.ndarray:
-    """Decisions ``[N, C]`` bool: one-hot argmax (multi-class) or ``score >= threshold`` (multi-label).
-
-    ``threshold`` is a scalar or a per-class ``[C]`` array (multi-label only).
-    """
-    s = np.asarray(y_score, dtype=np.float64)
-    if classification_type == MULTI_CLASS:
-        out = np.zeros(s.shape, dtype=bool)
-        if s.shape[0]:
-            out[np.arange(s.shape[0]), s.argmax(axis=1)] = True
-        return out
-    if classification_type == MULTI_LABEL:
-        thr = np.asarray(threshold, dtype=np.float64)
-        if thr.ndim and thr.shape != (s.shape[1],):
-            raise ValueError(f"{thr.shape[0]} thresholds for {s.shape[1]} classes")
-        return s >= thr
-    raise ValueError(f"classification_type must be one of {CLASSIFICATION_TYPES}, got {classification_type!r}")
 
 
 def f1_stats(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, Any]:
@@ -356,7 +333,7 @@ def compute_metrics(
     if y_pred is None:
         if s is None:
             raise ValueError("need y_score or y_pred")
-        p = predict(s, classification_type, threshold)
+        p = decide(s, classification_type, threshold)
     else:
         p, _ = _check(y_pred)
         if p.shape != t.shape:

@@ -20,6 +20,8 @@ from typing import Any, Optional, Sequence, Union
 
 import yaml
 
+from espnet_cls.contract import TokenList, model_facts
+
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -150,18 +152,6 @@ def model_index(repo_id: str, metrics: dict[str, dict[str, float]], dataset: Opt
     return [{"name": repo_id, "results": results}] if results else []
 
 
-def _fs_text(config: dict) -> str:
-    """The model's sample rate in Hz as text ("16k" -> "16000"); "" when unknown."""
-    fs = (config.get("frontend_conf") or {}).get("fs")
-    if fs is None:
-        return ""
-    s = str(fs).strip().lower()
-    try:
-        return str(int(round(float(s[:-1]) * 1000))) if s.endswith("k") else str(int(float(s)))
-    except ValueError:
-        return str(fs)
-
-
 def render_model_card(
     model_dir: PathLike,
     repo_id: str,
@@ -184,9 +174,10 @@ def render_model_card(
     results = results_p.read_text(encoding="utf-8").strip() if results_p.is_file() else ""
     metrics = collect_metrics(model_dir)
 
-    ctype = (config.get("model_conf") or {}).get("classification_type") or meta.get("classification_type") or "multi-class"
+    facts = model_facts(config)
+    ctype = facts.classification_type
     token_list = [str(t) for t in (config.get("token_list") or [])]
-    classes = [t for t in token_list if t not in ("<blank>", "<unk>")]
+    classes = TokenList.from_tokens(token_list).classes if token_list else []
     encoder = config.get("encoder") or "?"
     frontend = config.get("frontend") or "default"
 
@@ -206,7 +197,7 @@ def render_model_card(
 
     by = f" by {creator}" if creator else ""
     on = f" on {', '.join(datasets)}" if datasets else ""
-    fs = _fs_text(config)
+    fs = str(facts.fs) if facts.frontend is not None or (config.get("frontend_conf") or {}).get("fs") else ""
     lines = [
         "---",
         yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(),

@@ -47,39 +47,21 @@ from typing import Any, Optional
 import numpy as np
 
 from espnet_cls import metrics as M
-from espnet_cls.fileio import DataError, PathLike, atomic_write, iter_kv, read_lines
+from espnet_cls.contract import BLANK, ContractError, TokenList, decide, read_model_facts
+from espnet_cls.fileio import DataError, PathLike, atomic_write, iter_kv
 
 logger = logging.getLogger(__name__)
 
-BLANK = "<blank>"
-UNK = "<unk>"
-SPECIAL_TOKENS = (BLANK, UNK)
-
-
 def read_classes(token_list: PathLike) -> list[str]:
-    """Class names of a token list: every line before the trailing ``<blank>``/``<unk>``.
+    """Class names of a token list file (:class:`espnet_cls.contract.TokenList`).
 
-    Raises :class:`DataError` for an empty line, a duplicate, or a special token that is
-    followed by a class (the class index must equal the line number).
+    Raises :class:`DataError` (file and line) for an empty line, a duplicate, or a special
+    token that is followed by a class (the class index must equal the line number).
     """
-    lines = read_lines(token_list)
-    classes: list[str] = []
-    seen_special = None
-    for i, tok in enumerate(lines, 1):
-        tok = tok.strip()
-        if not tok or len(tok.split()) != 1:
-            raise DataError("expected one token per line", token_list, i)
-        if tok in SPECIAL_TOKENS:
-            seen_special = i
-            continue
-        if seen_special is not None:
-            raise DataError(f"class {tok!r} after the special token on line {seen_special}", token_list, i)
-        if tok in classes:
-            raise DataError(f"duplicate class {tok!r}", token_list, i)
-        classes.append(tok)
-    if not classes:
-        raise DataError("no classes", token_list)
-    return classes
+    try:
+        return TokenList.read(token_list).classes
+    except ContractError as e:
+        raise DataError(e.msg, e.path, e.line) from None
 
 
 @dataclass
@@ -98,20 +80,10 @@ class ScoringInputs:
 
 def classification_type_of_config(config_path: PathLike) -> str:
     """``model_conf.classification_type`` of a training config (ESPnet's default: multi-class)."""
-    import yaml
-
     try:
-        with open(config_path, encoding="utf-8") as f:
-            cfg = yaml.safe_load(f)
-    except OSError as e:
-        raise DataError(f"cannot open: {e.strerror}", config_path) from None
-    except yaml.YAMLError as e:
-        raise DataError(f"not valid yaml: {e}", config_path) from None
-    mconf = (cfg or {}).get("model_conf") or {} if isinstance(cfg, dict) else {}
-    ctype = mconf.get("classification_type", M.MULTI_CLASS) if isinstance(mconf, dict) else M.MULTI_CLASS
-    if ctype not in M.CLASSIFICATION_TYPES:
-        raise DataError(f"model_conf.classification_type {ctype!r} is not one of {M.CLASSIFICATION_TYPES}", config_path)
-    return ctype
+        return read_model_facts(config_path).classification_type
+    except ContractError as e:
+        raise DataError(e.msg, e.path, e.line) from None
 
 
 def _infer_type(ref_counts: list[int], ref_blank: bool, hyp_counts: list[int]) -> str:
@@ -295,7 +267,7 @@ def score(
         if inputs.y_score is None:
             raise DataError("a threshold needs every class's score (output_all_probabilities=true)", inputs.files.get("pred_score"))
         thr = thresholds if thresholds is not None else threshold
-        y_pred = M.predict(inputs.y_score, ctype, thr)
+        y_pred = decide(inputs.y_score, ctype, thr)
         decisions = "per-class thresholds" if thresholds is not None else f"scores >= {threshold:g}"
     m = M.compute_metrics(inputs.y_true, inputs.y_score, y_pred, ctype, espnet_compat=espnet_compat)
     per = m.pop("per_class")

@@ -14,13 +14,11 @@ import logging
 from collections import Counter
 from typing import Iterable
 
+from espnet_cls.contract import BLANK, SPECIAL_TOKENS, with_special_tokens
 from espnet_cls.fileio import DataError, PathLike, atomic_write, iter_kv
 
 logger = logging.getLogger(__name__)
 
-BLANK = "<blank>"
-UNK = "<unk>"
-SPECIAL = (BLANK, UNK)
 
 
 def count_labels(text: PathLike) -> tuple[Counter, int]:
@@ -38,7 +36,7 @@ def count_labels(text: PathLike) -> tuple[Counter, int]:
         if BLANK in words and len(set(words)) > 1:
             n_mixed += 1
         for w in words:
-            if w not in SPECIAL:
+            if w not in SPECIAL_TOKENS:
                 counts[w] += 1
     if n_mixed:
         logger.warning("%s: %d line(s) hold %s together with real labels", text, n_mixed, BLANK)
@@ -50,7 +48,7 @@ def make_token_list(text: PathLike) -> list[str]:
     counts, _ = count_labels(text)
     if not counts:
         raise DataError("no labels found: cannot build a token list", text)
-    return [w for w, _ in counts.most_common()] + list(SPECIAL)
+    return with_special_tokens(w for w, _ in counts.most_common())
 
 
 def write_token_list(tokens: Iterable[str], path: PathLike) -> None:

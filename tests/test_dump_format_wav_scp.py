@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet_cls.audio import AudioError, SegmentError, load_audio, parse_fs, resample, segment_frames
+from espnet_cls.audio import AudioError, SegmentError, load_audio, resample, segment_frames
+from espnet_cls.contract import parse_fs
 
 FS = 16000
 SCRIPT = "scripts/audio/format_wav_scp.sh"

@@ -85,13 +85,6 @@ def test_length_sorted_batches():
     assert I.length_sorted_batches([20, 2], 8, batch_bins=10) == [[0], [1]]
 
 
-def test_decide():
-    p = np.array([[0.2, 0.7, 0.6], [0.1, 0.2, 0.3]])
-    assert I.decide(p, "multi-class") == [[1], [2]]
-    assert I.decide(p, "multi-label", 0.5) == [[1, 2], []]
-    assert I.decide(p, "multi-label", np.array([0.1, 0.8, 0.25])) == [[0, 2], [0, 2]]
-
-
 @pytest.fixture
 def exp(tmp_path):
     """A data dir with wav files (+ a pipe entry) and a saved random multi-label CNN model."""

@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from espnet_cls import metrics as M
+from espnet_cls.contract import decide
 
 
 def _random_case(rng, n, c, decimals):
@@ -86,7 +87,7 @@ def test_macro_f1_only_over_classes_with_support():
     rng = np.random.default_rng(3)
     t, s = _random_case(rng, 60, 8, 2)
     t[:, 5] = False
-    p = M.predict(s, M.MULTI_LABEL, 0.5)
+    p = decide(s, M.MULTI_LABEL, 0.5)
     f = M.f1_stats(t, p)
     labels = [k for k in range(8) if t[:, k].any()]
     assert f["macro_f1"] == pytest.approx(f1_score(t, p, labels=labels, average="macro", zero_division=0))
@@ -100,7 +101,7 @@ def test_multiclass_accuracy_and_predictions():
     r = M.compute_metrics(t, s, classification_type=M.MULTI_CLASS)
     assert r["acc"] == pytest.approx(0.75)
     assert "subset_acc" not in r
-    p = M.predict(s, M.MULTI_CLASS)
+    p = decide(s, M.MULTI_CLASS)
     assert p.sum(axis=1).tolist() == [1, 1, 1, 1]
     assert r["micro_f1"] == pytest.approx(f1_score(labels, s.argmax(1), average="micro"))
     assert r["macro_f1"] == pytest.approx(f1_score(labels, s.argmax(1), average="macro"))

@@ -13,8 +13,8 @@ import argparse
 import logging
 from typing import Optional, Sequence
 
-from espnet_cls.audio import parse_fs
 from espnet_cls.cli import run_main, setup_logging, str_or_none
+from espnet_cls.contract import parse_fs
 from espnet_cls.filtering import filter_data_dir
 
 

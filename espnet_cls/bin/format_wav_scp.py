@@ -16,8 +16,9 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from espnet_cls.audio import AUDIO_FORMATS, DEFAULT_MAX_OVERSHOOT, parse_fs
+from espnet_cls.audio import AUDIO_FORMATS, DEFAULT_MAX_OVERSHOOT
 from espnet_cls.cli import run_main, setup_logging, str_or_none
+from espnet_cls.contract import parse_fs
 from espnet_cls.dump import format_wav_scp
 
 

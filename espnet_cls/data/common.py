@@ -24,12 +24,12 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
+from espnet_cls.contract import BLANK
 from espnet_cls.fileio import DataError, PathLike, atomic_write, write_kv
 
 logger = logging.getLogger("espnet_cls.data")
 
 T = TypeVar("T")
-BLANK = "<blank>"
 SPLITS = ("train", "valid", "test")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESOURCES = Path(__file__).resolve().parent / "resources"

@@ -14,10 +14,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from espnet_cls.contract import (
+    BLANK,
+    DEFAULT_CLASSIFICATION_TYPE,
+    MULTI_CLASS,
+    PCM_MAX,
+    PCM_MIN,
+    PCM_SCALE,
+    UNK,
+    check_classification_type,
+)
 from espnet_cls.models.encoders import AbsEncoder
 from espnet_cls.models.utils import make_pad_mask
-
-CLASSIFICATION_TYPES = ("multi-class", "multi-label")
 
 
 class CLSModel(nn.Module):
@@ -47,14 +55,14 @@ class CLSModel(nn.Module):
         normalize: nn.Module | None,
         encoder: AbsEncoder,
         decoder: nn.Module,
-        classification_type: str = "multi-class",
+        classification_type: str = DEFAULT_CLASSIFICATION_TYPE,
         lsm_weight: float = 0.0,
         mixup_probability: float = 0.0,
         mixup_alpha: float = 0.2,
+        pcm16_input: bool = True,
     ) -> None:
         super().__init__()
-        if classification_type not in CLASSIFICATION_TYPES:
-            raise ValueError(f"model_conf.classification_type must be one of {CLASSIFICATION_TYPES}, got {classification_type!r}")
+        check_classification_type(classification_type, "model_conf.classification_type")
         if not 0.0 <= lsm_weight < 1.0:
             raise ValueError(f"model_conf.lsm_weight must be in [0, 1), got {lsm_weight}")
         if not 0.0 <= mixup_probability <= 1.0:
@@ -67,8 +75,9 @@ class CLSModel(nn.Module):
         self.lsm_weight = float(lsm_weight)
         self.mixup_probability = float(mixup_probability)
         self.mixup_alpha = float(mixup_alpha)
-        self.blank_id = self.token_list.index("<blank>") if "<blank>" in self.token_list else None
-        self.unk_id = self.token_list.index("<unk>") if "<unk>" in self.token_list else None
+        self.pcm16_input = bool(pcm16_input)
+        self.blank_id = self.token_list.index(BLANK) if BLANK in self.token_list else None
+        self.unk_id = self.token_list.index(UNK) if UNK in self.token_list else None
         self.frontend = frontend
         self.specaug = specaug
         self.normalize = normalize
@@ -76,6 +85,15 @@ class CLSModel(nn.Module):
         self.decoder = decoder
 
     # ------------------------------------------------------------------ features / inference
+    def prepare_input(self, speech: torch.Tensor) -> torch.Tensor:
+        """The waveform the features see: on the 16-bit grid when ``pcm16_input`` (see the class doc).
+
+        Only a waveform ``[B, T]`` is rounded (precomputed features ``[B, T, D]`` pass through).
+        """
+        if not self.pcm16_input or speech.dim() != 2:
+            return speech
+        return torch.clamp(torch.round(speech * PCM_SCALE), PCM_MIN, PCM_MAX) / PCM_SCALE
+
     def extract_feats(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frontend only (no specaug, no normalization): speech [B, T] -> feats [B, T', D], lengths [B].
 
@@ -84,6 +102,7 @@ class CLSModel(nn.Module):
         the statistics stage accumulates into ``feats_stats.npz``.
         """
         speech_lengths = speech_lengths.to(speech.device).long()
+        speech = self.prepare_input(speech)
         if self.frontend is None:
             # raw samples [B, T] -> [B, T, 1]; precomputed features [B, T, D] pass through
             feats = speech.unsqueeze(-1) if speech.dim() == 2 else speech
@@ -108,7 +127,7 @@ class CLSModel(nn.Module):
 
     def logits_to_proba(self, logits: torch.Tensor) -> torch.Tensor:
         """Softmax (multi-class) or sigmoid (multi-label)."""
-        return torch.softmax(logits, dim=-1) if self.classification_type == "multi-class" else torch.sigmoid(logits)
+        return torch.softmax(logits, dim=-1) if self.classification_type == MULTI_CLASS else torch.sigmoid(logits)
 
     def predict_proba(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> torch.Tensor:
         """speech [B, T], speech_lengths [B] -> class probabilities [B, n_classes]."""
@@ -164,7 +183,7 @@ class CLSModel(nn.Module):
     def compute_loss(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Mean loss over valid clips (soft targets allowed); 0 (with a graph) if none is valid."""
         e = self.lsm_weight if self.training else 0.0
-        if self.classification_type == "multi-class":
+        if self.classification_type == MULTI_CLASS:
             t = target * (1 - e) + e / self.n_classes if e > 0 else target
             per_clip = -(t * F.log_softmax(logits, dim=-1)).sum(dim=-1)
         else:
@@ -193,7 +212,7 @@ class CLSModel(nn.Module):
         loss = self.compute_loss(logits, target, valid)
         stats: dict[str, float] = {"loss": float(loss.detach())}
         with torch.no_grad():
-            if self.classification_type == "multi-class":
+            if self.classification_type == MULTI_CLASS:
                 if bool(valid.any()):
                     hit = logits.argmax(-1) == target.argmax(-1)
                     stats["acc"] = float(hit[valid].float().mean())

@@ -16,7 +16,8 @@ import torch
 import torchaudio
 from torch import nn
 
-from espnet_cls.models.utils import make_pad_mask, parse_fs
+from espnet_cls.contract import parse_fs
+from espnet_cls.models.utils import make_pad_mask
 
 
 class DefaultFrontend(nn.Module):

@@ -16,16 +16,3 @@ def make_pad_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Te
 def make_valid_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
     """Boolean mask [B, max_len], True at valid positions (index < length)."""
     return ~make_pad_mask(lengths, max_len)
-
-
-def parse_fs(fs: int | float | str) -> int:
-    """Sampling rate from an int or an ESPnet string such as ``"16k"`` / ``"16000"`` / ``"22.05k"``."""
-    if isinstance(fs, (int, float)):
-        return int(fs)
-    s = str(fs).strip().lower()
-    try:
-        if s.endswith("k"):
-            return int(round(float(s[:-1]) * 1000))
-        return int(float(s))
-    except ValueError as e:
-        raise ValueError(f"frontend_conf: cannot parse fs={fs!r} (expected e.g. 16000 or '16k')") from e

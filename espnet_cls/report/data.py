@@ -25,12 +25,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from espnet_cls.contract import DEFAULT_CLASSIFICATION_TYPE, MULTI_CLASS
 from espnet_cls.fileio import DataError, PathLike, iter_kv
 
 logger = logging.getLogger(__name__)
-
-MULTI_CLASS = "multi-class"
-MULTI_LABEL = "multi-label"
 
 
 @dataclass
@@ -57,7 +55,7 @@ class SetReport:
 
     @property
     def classification_type(self) -> str:
-        return str(self.metrics.get("classification_type", MULTI_CLASS))
+        return str(self.metrics.get("classification_type", DEFAULT_CLASSIFICATION_TYPE))
 
     @property
     def class_names(self) -> list[str]:

@@ -15,6 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from espnet_cls.contract import SPECIAL_TOKENS
 from espnet_cls.report import svg
 from espnet_cls.report.assets import CSS, JS
 from espnet_cls.report.data import MULTI_CLASS, ErrorCase, Experiment, SetReport, relative_url
@@ -316,7 +317,7 @@ def config_section(exp: Experiment) -> str:
     cfg = exp.config
     rows = "".join(f'<tr><td class="t"><code>{escape(k)}</code></td><td class="t">{escape(_short(cfg[k]))}</td></tr>'
                    for k in CONFIG_KEYS if k in cfg and cfg[k] not in (None, [], {}))
-    n_cls = len([t for t in cfg.get("token_list") or [] if t not in ("<blank>", "<unk>")])
+    n_cls = len([t for t in cfg.get("token_list") or [] if t not in SPECIAL_TOKENS])
     full = f"<details><summary>full config.yaml</summary><pre>{escape(exp.config_text or '')}</pre></details>"
     return (f'<section id="config"><h2>Config</h2><p>{n_cls} classes; <a href="config.yaml">config.yaml</a></p>'
             f'<table class="config"><tbody>{rows}</tbody></table>{full}</section>')

@@ -30,6 +30,7 @@ import torch
 import yaml
 from torch import nn
 
+from espnet_cls.contract import DEFAULT_FRONTEND, DEFAULT_NORMALIZE, TokenList
 from espnet_cls.models.cls_model import CLSModel
 from espnet_cls.models.decoder import LinearDecoder
 from espnet_cls.models.encoders import encoder_choices, get_encoder_class
@@ -43,11 +44,11 @@ logger = logging.getLogger(__name__)
 #: utterance_mvn, transformer encoder, linear decoder, multi-class).
 MODEL_DEFAULTS: dict[str, Any] = {
     "input_size": None,
-    "frontend": "default",
+    "frontend": DEFAULT_FRONTEND,
     "frontend_conf": {},
     "specaug": None,
     "specaug_conf": {},
-    "normalize": "utterance_mvn",
+    "normalize": DEFAULT_NORMALIZE,
     "normalize_conf": {},
     "encoder": "transformer",
     "encoder_conf": {},
@@ -62,7 +63,7 @@ FRONTEND_CHOICES = {"default": DefaultFrontend}
 SPECAUG_CHOICES = {"specaug": SpecAug}
 NORMALIZE_CHOICES = {"global_mvn": GlobalMVN, "utterance_mvn": UtteranceMVN}
 DECODER_CHOICES = {"linear": LinearDecoder}
-MODEL_CONF_KEYS = ("classification_type", "lsm_weight", "mixup_probability", "mixup_alpha")
+MODEL_CONF_KEYS = ("classification_type", "lsm_weight", "mixup_probability", "mixup_alpha", "pcm16_input")
 #: model_conf keys of ESPnet that are accepted and ignored (logged).
 MODEL_CONF_IGNORED = ("log_epoch_metrics", "extract_feats_in_collect_stats")
 INIT_CHOICES = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "normal")
@@ -101,35 +102,6 @@ def _choice(config: Mapping[str, Any], key: str, choices: Mapping[str, type]) ->
     return choices[name]
 
 
-def read_token_list(token_list: str | os.PathLike | list[str]) -> list[str]:
-    """A token list given as a list or as a file (one token per line)."""
-    if isinstance(token_list, (str, os.PathLike)):
-        try:
-            with open(token_list, encoding="utf-8") as f:
-                tokens = [line.rstrip("\n").strip() for line in f if line.strip()]
-        except OSError as e:
-            raise ValueError(f"token_list: cannot read {token_list}: {e.strerror or e}") from None
-    else:
-        tokens = [str(t) for t in token_list]
-    if not tokens:
-        raise ValueError("token_list is empty")
-    if len(set(tokens)) != len(tokens):
-        dup = sorted({t for t in tokens if tokens.count(t) > 1})
-        raise ValueError(f"token_list has duplicate tokens: {dup}")
-    return tokens
-
-
-def n_classes_of(token_list: list[str]) -> int:
-    """Classes in a token list: all tokens but the trailing ``<blank>`` and ``<unk>``."""
-    specials = [t for t in ("<blank>", "<unk>") if t in token_list]
-    n = len(token_list) - len(specials)
-    if any(token_list.index(t) < n for t in specials):
-        raise ValueError(f"token_list: {', '.join(specials)} must be the last entries")
-    if n < 1:
-        raise ValueError("token_list has no classes")
-    return n
-
-
 def initialize(model: nn.Module, init: str) -> None:
     """ESPnet-style ``--init``: re-initialise the weights of Linear/Conv layers (biases to 0)."""
     if init not in INIT_CHOICES:
@@ -163,8 +135,8 @@ def build_model(config: Mapping[str, Any], allow_missing_stats: bool = False) ->
     """
     if config.get("token_list") is None:
         raise ValueError("config has no token_list")
-    token_list = read_token_list(config["token_list"])
-    n_classes = n_classes_of(token_list)
+    tl = TokenList.of(config["token_list"])
+    token_list, n_classes = list(tl.tokens), tl.n_classes
     model_name = config.get("model", "espnet")
     if not _is_none(model_name) and model_name != "espnet":
         raise ValueError(f"model: unknown choice {model_name!r}; valid: espnet")
@@ -280,4 +252,4 @@ def load_model(
     return model.to(device).eval(), config
 
 
-__all__ = ["MODEL_DEFAULTS", "build_model", "load_model", "load_config", "read_token_list", "n_classes_of", "encoder_choices"]
+__all__ = ["MODEL_DEFAULTS", "build_model", "load_model", "load_config", "encoder_choices"]

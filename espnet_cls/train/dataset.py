@@ -25,10 +25,8 @@ import numpy as np
 import soundfile
 import torch
 
+from espnet_cls.contract import BLANK, UNK
 from espnet_cls.fileio import DataError, read_kv
-
-BLANK = "<blank>"
-UNK = "<unk>"
 
 
 def parse_triple(spec: str) -> tuple[str, str, str]:

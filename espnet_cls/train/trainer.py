@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from espnet_cls.config import dump_yaml, saved_config
+from espnet_cls.contract import MULTI_CLASS, MULTI_LABEL, ContractError, dump_of, model_facts
 from espnet_cls.fileio import DataError, atomic_write, read_kv
 from espnet_cls.train import distributed as D
 from espnet_cls.train.checkpoint import (
@@ -82,6 +83,19 @@ def _speech_path(specs: list[str]) -> Optional[str]:
         if typ == "sound":
             return path
     return None
+
+
+def check_dump_fs(wav_scp: str, config: dict) -> None:
+    """Stage 6's check: the dump's recorded rate (``dump/<set>/fs``) equals the model's.
+
+    A dump without the file (written before the rate was recorded) is accepted with a warning.
+    """
+    try:
+        warn = dump_of(wav_scp).check_fs(model_facts(config).fs)
+    except ContractError as e:
+        raise DataError(e.msg, e.path, e.line) from None
+    if warn:
+        logger.warning("%s", warn)
 
 
 def load_shapes(specs: list[str], shape_files: list[str], keys: list[str]) -> list[dict]:
@@ -151,6 +165,9 @@ class Trainer:
         specs = list(c.get(f"{mode}_data_path_and_name_and_type") or [])
         if not specs:
             raise DataError(f"--{mode}_data_path_and_name_and_type is required")
+        wav = _speech_path(specs)
+        if wav:
+            check_dump_fs(wav, c)
         shape_files = list(c.get(f"{mode}_shape_file") or [])
         keys = list(read_shape_file(shape_files[0])) if shape_files else None
         ds = ClsDataset(specs, c["token_list"], keys)
@@ -174,7 +191,6 @@ class Trainer:
         batches = make(np.random.RandomState(self.seed))
         weights = None
         if mode == "train" and c.get("balanced_sampling"):
-            wav = _speech_path(specs)
             wfile = Path(wav).parent / "utt2weight" if wav else None
             if wfile is None or not wfile.exists():
                 raise DataError("balanced_sampling: true needs utt2weight beside the training wav.scp", str(wfile))
@@ -218,7 +234,7 @@ class Trainer:
         # The default inference model valid.acc.best.pth must exist for both types, and
         # valid.mAP.best.pth for multi-label.
         wanted = [["valid", "acc", "max"]]
-        if getattr(self.model, "classification_type", "") == "multi-label":
+        if self.model.classification_type == MULTI_LABEL:
             wanted.append(["valid", "mAP", "max"])
         for w in wanted:
             if not any(cr[0] == w[0] and cr[1] == w[1] for cr in self.criteria):
@@ -380,16 +396,9 @@ class Trainer:
         for _keys, batch in loader:
             batch = self._to_device(batch)
             with self._autocast():
-                if hasattr(model, "forward_with_logits"):
-                    loss, _stats, weight, logits, _t = model.forward_with_logits(
-                        batch["speech"], batch["speech_lengths"], batch["label"], batch.get("label_lengths"))
-                else:
-                    loss, _stats, weight = model(batch["speech"], batch["speech_lengths"], batch["label"],
-                                                 batch.get("label_lengths"))
-                    logits = model.forward_logits(batch["speech"], batch["speech_lengths"])
-            logits = logits.float()
-            probs = model.logits_to_proba(logits) if hasattr(model, "logits_to_proba") else (
-                torch.softmax(logits, -1) if ctype == "multi-class" else torch.sigmoid(logits))
+                loss, _stats, weight, logits, _t = model.forward_with_logits(
+                    batch["speech"], batch["speech_lengths"], batch["label"], batch.get("label_lengths"))
+            probs = model.logits_to_proba(logits.float())
             scores.append(probs.cpu().numpy().astype(np.float64))
             lab = batch["label"].cpu().numpy()
             t = np.zeros((lab.shape[0], n_classes), dtype=bool)
@@ -407,7 +416,7 @@ class Trainer:
         loss_total = sum(p[2] for p in parts)
         w_total = sum(p[3] for p in parts)
         out: dict[str, float] = {"loss": loss_total / max(w_total, 1e-12)}
-        if ctype == "multi-class":
+        if ctype == MULTI_CLASS:
             keep = t.any(axis=1)  # clips whose label is <unk>/<blank> have no class to score
             m = compute_metrics(t[keep], s[keep], classification_type=ctype)
             out.update(acc=m["acc"], macro_f1=m["macro_f1"], mAP=m["mAP"])
