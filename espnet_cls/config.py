@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
-from espnet_cls.cli import str2bool, str_or_none
+from espnet_cls.cli import str2bool
 from espnet_cls.fileio import DataError, read_lines
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 #: Trainer keys (ESPnet ``AbsTask`` names) and their defaults.
 TRAINER_DEFAULTS: dict[str, Any] = {
     # batching
-    "batch_type": "folded",  # folded | numel | unsorted | sorted (= folded without fold)
+    "batch_type": "folded",  # folded | sorted | numel | length | unsorted | weighted | length_weighted
+    "valid_batch_type": None,  # None: batch_type
     "batch_size": 20,
     "valid_batch_size": None,  # None: batch_size
     "batch_bins": 1000000,
@@ -49,6 +50,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "drop_last_iter": False,
     "num_workers": 1,
     "balanced_sampling": False,  # true: draw training clips by utt2weight (beside the train wav.scp)
+    "utt2weight_file": None,  # weights of batch_type weighted / length_weighted (ESPnet's dev-branch samplers)
     "num_iters_per_epoch": None,
     # optimisation
     "max_epoch": 40,
@@ -174,20 +176,30 @@ def _yaml_value(text: str) -> Any:
         return text
 
 
+#: The strings ESPnet's ``str_or_none``/``int_or_none``/``float_or_none`` read as None
+#: (``espnet2/utils/types.py``), plus the empty string.
+NONE_STRINGS = ("none", "null", "nil", "")
+
+
+def str_or_none(value: str) -> Optional[str]:
+    """argparse type: a string, or None for none/null/nil (any case) and ''."""
+    return None if str(value).strip().lower() in NONE_STRINGS else value
+
+
 def int_or_none(value: str) -> Optional[int]:
-    """argparse type: an int, or none/null."""
+    """argparse type: an int, or none/null/nil."""
     v = str_or_none(value)
     return None if v is None else int(v)
 
 
 def float_or_none(value: str) -> Optional[float]:
-    """argparse type: a float, or none/null."""
+    """argparse type: a float, or none/null/nil."""
     v = str_or_none(value)
     return None if v is None else float(v)
 
 
 def bool_or_none(value: str) -> Optional[bool]:
-    """argparse type: true/false, or none/null."""
+    """argparse type: true/false, or none/null/nil."""
     v = str_or_none(value)
     return None if v is None else str2bool(v)
 
@@ -207,6 +219,8 @@ _SPECIAL_TYPES: dict[str, Callable[[str], Any]] = {
     "log_interval": int_or_none,
     "input_size": int_or_none,
     "grad_clip": float,
+    "valid_batch_type": str_or_none,
+    "utt2weight_file": str_or_none,
     "grad_clip_type": float,
     "dist_world_size": int_or_none,
     "dist_rank": int_or_none,
@@ -350,6 +364,25 @@ def check_number_types(data: dict, defaults: dict, path: Optional[str] = None) -
             raise DataError(f"{k}: expected {kind}, got {v!r}", path) from None
 
 
+def coerce_yaml_value(key: str, value: Any, default: Any, path: Optional[str] = None) -> Any:
+    """A yaml value as ESPnet's ``cls_train`` sees it.
+
+    ESPnet passes the yaml to ``argparse.set_defaults``, and argparse runs a *string* default
+    through the option's ``type``: so ``patience: none`` becomes ``int_or_none("none")`` = None,
+    ``frontend: none`` becomes None, ``max_epoch: "5"`` becomes 5. Non-string values (yaml
+    ints, floats, lists, mappings) are kept as they are, as in ESPnet. A string the type
+    rejects raises :class:`DataError` naming the key and the file.
+    """
+    if not isinstance(value, str) or isinstance(default, (dict, list)) or key in APPEND_KEYS | NARGS_KEYS:
+        return value
+    typ = _arg_type(key, default)
+    try:
+        return typ(value)
+    except (ValueError, TypeError, argparse.ArgumentTypeError) as e:
+        name = getattr(typ, "__name__", "the expected type")
+        raise DataError(f"config key {key!r}: {value!r} is not a valid {name} ({e})", path) from None
+
+
 def resolve_config(argv: Optional[Sequence[str]] = None, parser: Optional[argparse.ArgumentParser] = None) -> dict:
     """Command line → fully resolved config dict (defaults ← yaml ← ``--key value``).
 
@@ -364,7 +397,7 @@ def resolve_config(argv: Optional[Sequence[str]] = None, parser: Optional[argpar
         check_keys(data, list(config), ns.config)
         check_number_types(data, config, ns.config)
         for k, v in data.items():
-            config[k] = copy.deepcopy(v)
+            config[k] = coerce_yaml_value(k, copy.deepcopy(v), config[k], ns.config)
     for key, kind, value in getattr(ns, "_ops", []):
         if kind == "append":
             cur = config.get(key)

@@ -10,7 +10,8 @@ Training (stage 6)::
 
 Statistics (stage 5): the same with ``--collect_stats true`` and the shape files listing
 the job's keys. Every yaml key can be overridden with ``--key value``; ``--print_config``
-prints the resolved config.
+prints the resolved config; ``--dry_run true`` builds the model, optimizer and scheduler,
+writes ``config.yaml`` and exits (ESPnet's meaning).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log.warning("token_type %r: only word is supported; using word", config.get("token_type"))
     if config.get("lightning_conf"):
         log.info("lightning_conf is accepted for ESPnet compatibility and ignored (our trainer does both types)")
+    if config.get("dry_run"):  # ESPnet: build model, optimizer, scheduler; write config.yaml; no stats, no training
+        from espnet_cls.train.trainer import dry_run
+
+        dry_run(config)
+        return 0
     import torch
 
     if config.get("collect_stats"):

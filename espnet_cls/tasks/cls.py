@@ -64,6 +64,9 @@ SPECAUG_CHOICES = {"specaug": SpecAug}
 NORMALIZE_CHOICES = {"global_mvn": GlobalMVN, "utterance_mvn": UtteranceMVN}
 DECODER_CHOICES = {"linear": LinearDecoder}
 MODEL_CONF_KEYS = ("classification_type", "lsm_weight", "mixup_probability", "mixup_alpha", "pcm16_input")
+#: ESPnet's mixup draws lambda ~ Beta(0.8, 0.8) (espnet2/layers/mixup_augmentation.py); ours when
+#: model_conf gives no mixup_alpha.
+ESPNET_MIXUP_ALPHA = 0.8
 #: model_conf keys of ESPnet that are accepted and ignored (logged).
 MODEL_CONF_IGNORED = ("log_epoch_metrics", "extract_feats_in_collect_stats")
 INIT_CHOICES = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "normal")
@@ -123,6 +126,28 @@ def initialize(model: nn.Module, init: str) -> None:
     hook = getattr(getattr(model, "encoder", None), "reload_pretrained_parameters", None)
     if callable(hook):  # pretrained encoders (e.g. BEATs) restore their weights after init
         hook()
+
+
+def espnet_model_conf(mconf: dict) -> dict:
+    """``model_conf`` with ESPnet's older mixup key read as the newer one.
+
+    ESPnet's first cls model took ``mixup_augmentation: bool`` (true: mix every clip, i.e.
+    probability 1.0); the current one takes ``mixup_probability: float``. Both may not be
+    given together. Mixup's lambda defaults to ESPnet's Beta(0.8, 0.8) (``mixup_alpha: 0.8``).
+    """
+    out = dict(mconf)
+    if "mixup_augmentation" in out:
+        old = out.pop("mixup_augmentation")
+        if isinstance(old, str) and old.strip().lower() in ("true", "false"):
+            old = old.strip().lower() == "true"
+        if not isinstance(old, bool):
+            raise ValueError(f"model_conf.mixup_augmentation must be true or false, got {old!r}")
+        if "mixup_probability" in out:
+            raise ValueError("model_conf: give mixup_probability or the older mixup_augmentation, not both")
+        out["mixup_probability"] = 1.0 if old else 0.0
+    if "mixup_probability" in out and "mixup_alpha" not in out:
+        out["mixup_alpha"] = ESPNET_MIXUP_ALPHA
+    return out
 
 
 def build_model(config: Mapping[str, Any], allow_missing_stats: bool = False) -> CLSModel:
@@ -196,7 +221,7 @@ def build_model(config: Mapping[str, Any], allow_missing_stats: bool = False) ->
     _check_keys(dec_cls, dconf, "decoder_conf", skip=("n_classes", "encoder_output_size"))
     decoder = dec_cls(n_classes, encoder.output_size(), **dconf)
 
-    mconf = _conf(config, "model_conf")
+    mconf = espnet_model_conf(_conf(config, "model_conf"))
     for k in MODEL_CONF_IGNORED:
         if k in mconf:
             logger.info("model_conf.%s is accepted for ESPnet compatibility and ignored", k)

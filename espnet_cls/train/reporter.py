@@ -87,11 +87,10 @@ def average_nbest(out_dir: Path, history: Sequence[dict], criteria: Sequence[Seq
             logger.warning("no epoch has %s.%s: no averaged model", phase, metric)
             continue
         last_name = None
-        for n in nbest_list(keep_nbest_models):
-            k = min(n, len(order))
+        # ESPnet's rule (average_nbest_models): only the n <= number of epochs; none left -> 1.
+        ns = [n for n in nbest_list(keep_nbest_models) if n <= len(order)] or [1]
+        for k in ns:
             name = f"{phase}.{metric}.ave_{k}best.pth"
-            if name == last_name:
-                continue
             avg = average_state_dicts([out_dir / epoch_file(ep) for ep in order[:k]])
             atomic_torch_save(avg, out_dir / name)
             logger.info("averaged %s over epochs %s -> %s", f"{phase}.{metric}", order[:k], name)
@@ -100,6 +99,65 @@ def average_nbest(out_dir: Path, history: Sequence[dict], criteria: Sequence[Seq
         if last_name:
             link_or_copy(last_name, out_dir / f"{phase}.{metric}.ave.pth")
     return written
+
+
+def format_timespan(seconds: float) -> str:
+    """Seconds as ``humanfriendly.format_timespan`` writes them (ESPnet's ``time=`` field):
+    ``0.5 seconds``, ``1 second``, ``1 minute and 2.53 seconds``, ``1 hour, 2 minutes and 3.2 seconds``
+    (at most three units, the largest first)."""
+    def num(v: float) -> str:
+        return f"{round(v, 2):.2f}".rstrip("0").rstrip(".")
+
+    def unit(v: float, name: str) -> str:
+        text = num(v)
+        return f"{text} {name}" + ("" if text == "1" else "s")
+
+    seconds = max(0.0, float(seconds))
+    if round(seconds, 2) < 60:
+        return unit(seconds, "second")
+    parts = []
+    rest = seconds
+    for name, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        n = int(rest // size)
+        if n:
+            parts.append(unit(n, name))
+            rest -= n * size
+    if round(rest, 2) > 0:
+        parts.append(unit(rest, "second"))
+    parts = parts[:3]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def espnet_value(v: float) -> str:
+    """A number as ESPnet's ``Reporter.log_message`` writes it (``.3f``, or ``.3e`` when
+    ``|v| > 1e3`` or ``|v| <= 1e-3``)."""
+    v = float(v)
+    return f"{v:.3e}" if abs(v) > 1.0e3 or abs(v) <= 1.0e-3 else f"{v:.3f}"
+
+
+def epoch_results_line(entry: dict) -> str:
+    """An epoch's ``train.log`` line in ESPnet's format, which scripts for ESPnet parse::
+
+        3epoch results: [train] loss=0.512, acc=0.812, optim0_lr0=1.000e-03, time=2.5 seconds, total_count=36,
+        [valid] loss=0.601, acc=0.778, mAP=0.850, time=0.4 seconds, total_count=9
+
+    (one line). ``entry`` is a history entry; its ``counts``/``phase_time`` give total_count and time.
+    """
+    counts = entry.get("counts", {})
+    times = entry.get("phase_time", {})
+    blocks = []
+    for phase in ("train", "valid"):
+        fields = [f"{k}={espnet_value(v)}" for k, v in entry.get(phase, {}).items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if phase == "train" and entry.get("lr") is not None:
+            fields.append(f"optim0_lr0={espnet_value(entry['lr'])}")
+        if phase in times:
+            fields.append(f"time={format_timespan(times[phase])}")
+        if phase in counts:
+            fields.append(f"total_count={int(counts[phase])}")
+        if fields:
+            blocks.append(f"[{phase}] " + ", ".join(fields))
+    return f"{entry['epoch']}epoch results: " + ", ".join(blocks)
 
 
 def write_history(out_dir: Path, history: Sequence[dict]) -> None:

@@ -11,7 +11,15 @@ Batches are lists of utterance keys, built once from the shape files
 * ``sorted`` — sorted by length, ``len // batch_size`` batches of (nearly) equal size.
 * ``numel`` — sorted by length; a batch grows while ``n_keys × (numel of its longest
   item, summed over the shape files) <= batch_bins``.
+* ``length`` — sorted by length; keys join a batch until ``n_keys × (length of the newest,
+  longest key, summed over the shape files) > batch_bins``; the key that crosses the limit is
+  still in the batch (ESPnet's LengthBatchSampler with padding).
 * ``unsorted`` — file order, split like ``sorted`` (no shape numbers needed).
+* ``weighted`` / ``length_weighted`` (ESPnet's dev-branch WeightedBatchSampler and
+  WeightedLengthBatchSampler, with ``utt2weight_file``): every epoch ``len(keys)`` keys are
+  drawn with replacement, with probability proportional to the weight, then cut into batches
+  of ``batch_size`` in draw order (``weighted``) or sorted by length and cut like ``length``
+  (``length_weighted``); see :func:`weighted_batches`.
 
 A too-small last batch is merged into the previous one.
 
@@ -37,7 +45,9 @@ import numpy as np
 
 from espnet_cls.fileio import DataError, iter_kv
 
-BATCH_TYPES = ("folded", "sorted", "numel", "unsorted")
+BATCH_TYPES = ("folded", "sorted", "numel", "length", "unsorted")
+#: Batch types that draw the training keys by ``utt2weight_file`` every epoch.
+WEIGHTED_BATCH_TYPES = ("weighted", "length_weighted")
 
 
 def read_shape_file(path: str) -> dict[str, Optional[list[int]]]:
@@ -143,6 +153,15 @@ def build_batches(
             batches = [keys[i * batch_size:(i + 1) * batch_size] for i in range(n)]
         else:  # ESPnet: split as evenly as possible, every batch >= batch_size
             batches = [keys[i * len(keys) // n:(i + 1) * len(keys) // n] for i in range(n)]
+    elif batch_type == "length":
+        cur = []
+        for k in keys:
+            cur.append(k)
+            if len(cur) * sum(d[k][0] for d in shapes) > batch_bins and len(cur) >= min_batch_size:
+                batches.append(cur)
+                cur = []
+        if cur and (not drop_last or not batches):
+            batches.append(cur)
     else:  # numel
         cur: list[str] = []
         for k in keys:
@@ -165,6 +184,52 @@ def build_batches(
         batches.reverse()
     elif sort_batch != "ascending":
         raise DataError(f"sort_batch must be ascending or descending, got {sort_batch!r}")
+    return batches
+
+
+def length_batches(sorted_keys: Sequence[str], lengths: Sequence[dict], batch_bins: int,
+                   min_batch_size: int = 1) -> list[list[str]]:
+    """Cut keys (already sorted by ascending length, duplicates allowed) as ``length`` does."""
+    batches: list[list[str]] = []
+    cur: list[str] = []
+    for k in sorted_keys:
+        cur.append(k)
+        if len(cur) * sum(d[k] for d in lengths) > batch_bins and len(cur) >= min_batch_size:
+            batches.append(cur)
+            cur = []
+    if cur:
+        batches.append(cur)
+    return _merge_small_last(batches, min_batch_size)
+
+
+def weighted_batches(batch_type: str, weights: dict[str, float], rng: np.random.RandomState, batch_size: int,
+                     batch_bins: int = 1000000, lengths: Sequence[dict] = (), min_batch_size: int = 1,
+                     sort_in_batch: str = "descending", sort_batch: str = "ascending") -> list[list[str]]:
+    """One epoch of ``weighted`` / ``length_weighted`` batches (see module doc).
+
+    ``lengths``: one ``{key: length}`` per shape file (``length_weighted``). Keys are drawn in
+    key order with ``rng.choice(..., p=weight / sum)``, like ESPnet's samplers.
+    """
+    keys = sorted(weights)
+    if not keys:
+        raise DataError("utt2weight_file: no utterance to draw")
+    p = np.asarray([weights[k] for k in keys], dtype=np.float64)
+    if not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
+        raise DataError("utt2weight_file: weights must be finite, >= 0, with a positive sum")
+    picked = [keys[i] for i in rng.choice(len(keys), size=len(keys), replace=True, p=p / p.sum())]
+    if batch_type == "weighted":
+        batches = [picked[i:i + batch_size] for i in range(0, len(picked), batch_size)]
+        return _merge_small_last(batches, min_batch_size)
+    if batch_type != "length_weighted":
+        raise DataError(f"not a weighted batch type: {batch_type!r}")
+    if not lengths:
+        raise DataError("batch_type length_weighted needs shape files (lengths)")
+    picked.sort(key=lambda k: lengths[0][k])
+    batches = length_batches(picked, lengths, batch_bins, min_batch_size)
+    if sort_in_batch == "descending":
+        batches = [list(reversed(b)) for b in batches]
+    if sort_batch == "descending":
+        batches.reverse()
     return batches
 
 

@@ -48,6 +48,7 @@ from espnet_cls.train.optim import build_optimizer, build_scheduler, current_lrs
 from espnet_cls.train.reporter import (
     average_nbest,
     epoch_file,
+    epoch_results_line,
     metric_value,
     plot_curves,
     remove_stale_epochs,
@@ -55,7 +56,14 @@ from espnet_cls.train.reporter import (
     update_best_links,
     write_history,
 )
-from espnet_cls.train.sampler import EpochBatches, build_batches, read_shape_file
+from espnet_cls.train.sampler import (
+    BATCH_TYPES,
+    WEIGHTED_BATCH_TYPES,
+    EpochBatches,
+    build_batches,
+    read_shape_file,
+    weighted_batches,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +180,9 @@ class Trainer:
         keys = list(read_shape_file(shape_files[0])) if shape_files else None
         ds = ClsDataset(specs, c["token_list"], keys)
         shapes = load_shapes(specs, shape_files, ds.keys)
+        batch_type = self._batch_type(mode)
         fold = [int(f) for f in (c.get("fold_length") or [])]
-        if c["batch_type"] == "folded" and len(fold) < len(shapes):
+        if batch_type == "folded" and len(fold) < len(shapes):
             fold = fold + [max(1, max((v or [1])[0] for v in shapes[0].values()))] * (len(shapes) - len(fold))
         if mode == "train":
             bs = int(c["batch_size"])
@@ -181,8 +190,11 @@ class Trainer:
         else:
             bs = int(c.get("valid_batch_size") or c["batch_size"])
             bins = int(c.get("valid_batch_bins") or c["batch_bins"])
+        if mode == "train" and batch_type in WEIGHTED_BATCH_TYPES:
+            return ds, self._weighted_epoch_batches(ds, shapes, batch_type, bs, bins)
+
         def make(rng: np.random.RandomState) -> list[list[str]]:
-            return build_batches(shapes, c["batch_type"], bs, bins, fold[: len(shapes)],
+            return build_batches(shapes, batch_type, bs, bins, fold[: len(shapes)],
                                  min_batch_size=max(1, self.info.world_size),
                                  sort_in_batch=c.get("sort_in_batch", "descending"),
                                  sort_batch=c.get("sort_batch", "ascending"),
@@ -206,8 +218,55 @@ class Trainer:
                           world_size=self.info.world_size, weights=weights, batch_size=bs, lengths=lengths,
                           shuffle_within_batch=bool(c.get("shuffle_within_batch")) and mode == "train",
                           num_iters_per_epoch=c.get("num_iters_per_epoch") if mode == "train" else None,
-                          rebuild=make if mode == "train" and c["batch_type"] != "unsorted" else None)
+                          rebuild=make if mode == "train" and batch_type != "unsorted" else None)
         return ds, eb
+
+    def _batch_type(self, mode: str) -> str:
+        """``batch_type``, or for validation ``valid_batch_type`` when set (ESPnet). Validation never
+        draws at random: a weighted type is read as its unweighted counterpart there."""
+        c = self.config
+        bt = c["batch_type"]
+        if mode == "valid" and c.get("valid_batch_type") is not None:
+            bt = c["valid_batch_type"]
+        if mode == "valid" and bt in WEIGHTED_BATCH_TYPES:
+            plain = "length" if bt == "length_weighted" else "sorted"
+            logger.info("validation: batch_type %s read as %s (validation uses every clip once)", bt, plain)
+            bt = plain
+        valid = BATCH_TYPES + (WEIGHTED_BATCH_TYPES if mode == "train" else ())
+        if bt not in valid:
+            key = "valid_batch_type" if mode == "valid" and c.get("valid_batch_type") is not None else "batch_type"
+            raise DataError(f"{key} must be one of {', '.join(BATCH_TYPES + WEIGHTED_BATCH_TYPES)}, got {bt!r}",
+                            c.get("config"))
+        return bt
+
+    def _weighted_epoch_batches(self, ds: ClsDataset, shapes: list[dict], batch_type: str, bs: int,
+                                bins: int) -> EpochBatches:
+        """Training batches drawn anew every epoch by ``utt2weight_file`` (``weighted``/``length_weighted``)."""
+        c = self.config
+        wfile = c.get("utt2weight_file")
+        if wfile is None:
+            raise DataError(f"batch_type {batch_type} needs utt2weight_file (a 'utt weight' file)", c.get("config"))
+        if not Path(wfile).is_file():
+            raise DataError("utt2weight_file: no such file", str(wfile))
+        table = read_kv(wfile)
+        try:
+            weights = {k: float(table[k]) for k in ds.keys}
+        except KeyError as e:
+            raise DataError(f"no weight for training utterance {e.args[0]!r}", str(wfile)) from None
+        except ValueError as e:
+            raise DataError(f"bad weight: {e}", str(wfile)) from None
+        lengths = [{k: (v or [0])[0] for k, v in d.items()} for d in shapes]
+        min_bs = max(1, self.info.world_size)
+
+        def make(rng: np.random.RandomState) -> list[list[str]]:
+            return weighted_batches(batch_type, weights, rng, bs, bins, lengths, min_batch_size=min_bs,
+                                    sort_in_batch=c.get("sort_in_batch", "descending"),
+                                    sort_batch=c.get("sort_batch", "ascending"))
+
+        first = make(np.random.RandomState(self.seed))
+        return EpochBatches(first, shuffle=True, seed=self.seed, rank=self.info.rank, world_size=self.info.world_size,
+                            batch_size=bs, shuffle_within_batch=bool(c.get("shuffle_within_batch")),
+                            num_iters_per_epoch=c.get("num_iters_per_epoch"), rebuild=make)
 
     def _loader(self, ds: ClsDataset, batches: list[list[str]]) -> torch.utils.data.DataLoader:
         nw = int(self.config.get("num_workers") or 0)
@@ -423,13 +482,15 @@ class Trainer:
         else:
             m = compute_metrics(t, s, classification_type=ctype)
             out.update(acc=m["acc"], mAP=m["mAP"], micro_f1=m["micro_f1"], macro_f1=m["macro_f1"])
+        # ESPnet's valid/epoch_mAP (log_epoch_metrics + its mAP callback): macro AP over the whole
+        # validation set at the end of the epoch, which is what our mAP already is.
+        out["epoch_mAP"] = out["mAP"]
         return {k: float(v) for k, v in out.items()}
 
     # ------------------------------------------------------------------ epochs
     def _epoch_line(self, e: dict) -> str:
-        tr = " ".join(f"{k}={v:.4g}" for k, v in e["train"].items())
-        va = " ".join(f"{k}={v:.4g}" for k, v in e["valid"].items())
-        return f"epoch {e['epoch']}/{self.max_epoch}: train {tr} | valid {va} | lr={e['lr']:.3g} time={e['time']:.1f}s"
+        """ESPnet's ``Nepoch results: [train] k=v, ..., [valid] k=v, ...`` line."""
+        return epoch_results_line(e)
 
     def _maybe_plot(self, final: bool) -> None:
         """Curves after an epoch, throttled so that plotting takes under ~10 % of the run
@@ -472,10 +533,16 @@ class Trainer:
             t0 = time.perf_counter()
             lr = current_lrs(self.optimizer)[0]
             train_stats = self.train_epoch(epoch)
+            t1 = time.perf_counter()
             valid_stats = self.validate(epoch)
+            t2 = time.perf_counter()
             self.scheduler.step_epoch()
+            prev = self.history[-1].get("counts", {}) if self.history else {}
+            counts = {"train": int(prev.get("train", 0)) + len(self.train_batches.epoch(epoch)),
+                      "valid": int(prev.get("valid", 0)) + len(self.valid_batches.epoch(epoch))}
             entry = {"epoch": epoch, "train": train_stats, "valid": valid_stats, "lr": lr,
-                     "time": time.perf_counter() - t0}
+                     "time": time.perf_counter() - t0, "phase_time": {"train": t1 - t0, "valid": t2 - t1},
+                     "counts": counts}
             self.history.append(entry)
             if self.info.is_main:
                 atomic_torch_save(self.model.state_dict(), self.out / epoch_file(epoch))
@@ -516,11 +583,58 @@ class Trainer:
         D.barrier()
 
 
+#: Metrics each phase's history holds (what best_model_criterion etc. may name).
+TRAIN_METRICS = ("loss", "acc")
+VALID_METRICS = {"multi-class": ("loss", "acc", "macro_f1", "mAP", "epoch_mAP"),
+                 "multi-label": ("loss", "acc", "mAP", "micro_f1", "macro_f1", "epoch_mAP")}
+
+
+def check_criteria(config: dict, classification_type: str) -> None:
+    """Warn for a best_model_criterion / early_stopping_criterion naming a metric no epoch will have
+    (ESPnet skips such a criterion; the warning says so instead of staying silent)."""
+    crits = [("best_model_criterion", list(c)) for c in (config.get("best_model_criterion") or [])]
+    if config.get("patience") is not None and config.get("early_stopping_criterion"):
+        crits.append(("early_stopping_criterion", list(config["early_stopping_criterion"])))
+    for key, (phase, metric, *_rest) in crits:
+        have = TRAIN_METRICS if phase == "train" else VALID_METRICS.get(classification_type, ())
+        if phase not in ("train", "valid") or metric not in have:
+            logger.warning("%s [%s, %s]: no such metric (%s has %s); it picks no model", key, phase, metric,
+                           phase, ", ".join(have))
+
+
+def dry_run(config: dict) -> None:
+    """ESPnet's ``--dry_run true``: build the model, optimizer and scheduler, write
+    ``config.yaml``, and exit without reading data or training."""
+    if config.get("output_dir") is None:
+        raise DataError("--output_dir is required")
+    out = Path(config["output_dir"])
+    model = build_model_from_config(config)
+    if config.get("init_param"):
+        load_init_param(model, list(config["init_param"]), bool(config.get("ignore_init_mismatch")))
+    freeze_parameters(model, list(config.get("freeze_param") or []))
+    optimizer = build_optimizer(model, config["optim"], config.get("optim_conf") or {})
+    scheduler = build_scheduler(optimizer, config.get("scheduler"), config.get("scheduler_conf") or {},
+                                max(1, int(config.get("max_epoch") or 1)))
+    check_criteria(config, getattr(model, "classification_type", ""))
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "config.yaml") as f:
+        f.write(dump_yaml(saved_config(config)))
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("dry run: built %s (%d parameters), optimizer %s, scheduler %s; wrote %s; no training",
+                type(model).__name__, n_params, type(optimizer).__name__, type(scheduler).__name__,
+                out / "config.yaml")
+
+
 def train(config: dict) -> None:
-    """Train with a resolved config (entry point of ``cls_train`` without ``--collect_stats``)."""
+    """Train with a resolved config (entry point of ``cls_train`` without ``--collect_stats``).
+    With ``dry_run: true``, only :func:`dry_run`."""
+    if config.get("dry_run"):
+        dry_run(config)
+        return
     trainer = Trainer(config)
     try:
         trainer.setup()
+        check_criteria(config, getattr(trainer.model, "classification_type", ""))
         trainer.run()
     finally:
         D.cleanup()
