@@ -100,6 +100,9 @@ class Classifier:
     ) -> Classifier:
         """Load from a packed ``.zip``, a model folder, or a Hub repo id ``user/name``.
 
+        Models trained by real ESPnet load as they are: its exp dirs, the zips of its pack
+        stage and Hub repos in its layout (:mod:`espnet_cls.espnet`).
+
         A folder is either an unpacked archive (``meta.yaml``, ``config.yaml``,
         ``model.safetensors``) or an experiment dir (``config.yaml`` and ``model_file``,
         default the first of :data:`DEFAULT_MODEL_FILES` present). A zip is unpacked into
@@ -107,6 +110,11 @@ class Classifier:
         fetched with ``snapshot_download`` (cached by huggingface_hub).
         """
         src = str(source)
+        if os.path.exists(src):
+            from espnet_cls import espnet
+
+            if espnet.is_espnet_model(src) or (model_file is not None and espnet.is_espnet_exp_dir(src, model_file)):
+                return cls._from_espnet(src, device, model_file, threshold, src)
         if os.path.isfile(src):
             if not src.endswith(".zip"):
                 raise DataError("expected a packed model .zip, a model folder or a Hub repo id", src)
@@ -125,8 +133,21 @@ class Classifier:
             except Exception as e:
                 why = str(e).splitlines()[0] if str(e) else ""
                 raise DataError(f"not a local file or folder, and fetching it from the Hugging Face Hub failed: {type(e).__name__}: {why}", src) from None
+            from espnet_cls import espnet
+
+            if espnet.is_espnet_model(folder):  # a Hub repo in ESPnet's layout (meta.yaml + exp/...)
+                return cls._from_espnet(folder, device, model_file, threshold, src)
             return cls._from_dir(Path(folder), device, model_file, threshold, src)
         raise DataError("no such file or folder (and not a Hub repo id user/name)", src)
+
+    @classmethod
+    def _from_espnet(cls, path: str, device: str, model_file: Optional[PathLike], threshold: float, source: str) -> Classifier:
+        """A model trained by real ESPnet (exp dir, packed zip, Hub repo): :mod:`espnet_cls.espnet`."""
+        from espnet_cls.espnet import load_espnet_model
+
+        model, config = load_espnet_model(path, model_file=model_file, device=device)
+        logger.info("loaded the ESPnet model %s", source)
+        return cls(model, config, device=device, threshold=threshold, source=source)
 
     @classmethod
     def _from_dir(cls, folder: Path, device: str, model_file: Optional[PathLike], threshold: float, source: str) -> Classifier:

@@ -64,8 +64,15 @@ def load_inference_model(
     or ``packed_model`` (a stage-9 ``.zip``, unpacked with :func:`espnet_cls.pack.unpack`
     into ``unpack_dir``, or into a temporary folder removed once the model is loaded).
     """
+    from espnet_cls import espnet
     from espnet_cls.tasks.cls import load_model
 
+    # models trained by real ESPnet (exp/cls_X/config.yaml + .pth, or its packed zip)
+    if packed_model is not None and espnet.zip_is_espnet(packed_model):
+        return espnet.load_espnet_model(packed_model, device=device)
+    if packed_model is None and train_config is not None and model_file is not None and os.path.isfile(train_config) \
+            and espnet.is_espnet_weights(model_file):
+        return espnet.load_espnet_model(train_config, model_file=model_file, device=device)
     if packed_model is not None:
         try:
             from espnet_cls import pack

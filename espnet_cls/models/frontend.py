@@ -28,6 +28,10 @@ class DefaultFrontend(nn.Module):
         n_fft: FFT size. win_length: window length (default ``n_fft``). hop_length: hop in samples.
         window: ``hann`` | ``hamming``. n_mels: mel bands. fmin, fmax: mel band edges (Hz; fmax default fs/2).
         htk: HTK mel scale instead of Slaney's (filters are Slaney-normalised either way, as librosa).
+        center: centred frames (``n_fft // 2`` samples of padding on each side), as ESPnet's default.
+        pad_mode: the centring padding: ``zero`` (default) or ``reflect`` (ESPnet's / librosa's
+            ``torch.stft`` padding; used for models trained by ESPnet). Either is applied per clip,
+            at the clip's own ends, so a clip gives the same frames alone or padded in a batch.
     """
 
     def __init__(
@@ -41,8 +45,14 @@ class DefaultFrontend(nn.Module):
         fmin: float | None = None,
         fmax: float | None = None,
         htk: bool = False,
+        center: bool = True,
+        pad_mode: str = "zero",
     ) -> None:
         super().__init__()
+        if pad_mode not in ("zero", "reflect"):
+            raise ValueError(f"frontend_conf: pad_mode must be zero or reflect, got {pad_mode!r}")
+        self.center = bool(center)
+        self.pad_mode = pad_mode
         self.fs = parse_fs(fs)
         self.n_fft = int(n_fft)
         self.win_length = int(win_length) if win_length else self.n_fft
@@ -80,8 +90,9 @@ class DefaultFrontend(nn.Module):
         return self.n_mels
 
     def num_frames(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Frames of a clip of ``lengths`` samples (centred STFT)."""
-        return torch.div(lengths, self.hop_length, rounding_mode="floor") + 1
+        """Frames of a clip of ``lengths`` samples (``lengths // hop + 1`` for a centred STFT, even n_fft)."""
+        pad = 2 * (self.n_fft // 2) if self.center else 0
+        return (torch.div(lengths + pad - self.n_fft, self.hop_length, rounding_mode="floor") + 1).clamp(min=0)
 
     def forward(self, speech: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """speech [B, T] float (zero-padded), lengths [B] -> feats [B, T', n_mels], frame lengths [B].
@@ -89,9 +100,17 @@ class DefaultFrontend(nn.Module):
         Padded frames of the output are set to 0.
         """
         speech = speech.masked_fill(make_pad_mask(lengths, speech.size(1)), 0.0)
-        # centred frames with zero padding (explicit, so that ONNX export sees a plain STFT)
-        half = self.n_fft // 2
-        padded = torch.nn.functional.pad(speech.float(), (half, half))
+        # centred frames (padding explicit, so that ONNX export sees a plain STFT)
+        half = self.n_fft // 2 if self.center else 0
+        if self.pad_mode == "reflect" and half > 0:
+            # reflect at each clip's own ends: index p -> |p|, and p >= L -> 2(L-1) - p
+            t = speech.size(1)
+            pos = torch.arange(-half, t + half, device=speech.device).abs().unsqueeze(0)
+            last = (lengths.to(speech.device).long() - 1).unsqueeze(1)
+            idx = torch.where(pos > last, 2 * last - pos, pos).clamp(0, max(t - 1, 0))
+            padded = torch.gather(speech.float(), 1, idx.expand(speech.size(0), -1))
+        else:
+            padded = torch.nn.functional.pad(speech.float(), (half, half))
         kw = dict(n_fft=self.n_fft, hop_length=self.hop_length, win_length=self.n_fft, window=self.window, center=False, normalized=False, onesided=True)
         if torch.onnx.is_in_onnx_export():  # the ONNX STFT has no complex output
             spec = torch.stft(padded, return_complex=False, **kw)  # [B, F, T', 2]

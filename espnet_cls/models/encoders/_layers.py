@@ -177,10 +177,15 @@ def masked_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, mask
 
 class RelPositionalEncoding(nn.Module):
     """Scales x by sqrt(d) and returns sinusoidal embeddings of the relative positions
-    ``-(T-1) .. T-1`` (Transformer-XL / ESPnet ``rel_pos``): ``(dropout(x * sqrt(d)), dropout(pe))``."""
+    ``-(T-1) .. T-1`` (Transformer-XL / ESPnet ``rel_pos``): ``(dropout(x * sqrt(d)), dropout(pe))``.
 
-    def __init__(self, d_model: int, dropout_rate: float) -> None:
+    ``legacy=True``: ESPnet's ``legacy_rel_pos`` (its conformer's default ``rel_pos_type: legacy``):
+    the embeddings of the absolute positions ``0 .. T-1`` instead, ``pe [T, d]``.
+    """
+
+    def __init__(self, d_model: int, dropout_rate: float, legacy: bool = False) -> None:
         super().__init__()
+        self.legacy = bool(legacy)
         self.d_model = d_model
         self.xscale = math.sqrt(d_model)
         self.dropout = nn.Dropout(dropout_rate)
@@ -188,9 +193,10 @@ class RelPositionalEncoding(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, T, d] -> (x [B, T, d], pos_emb [2T-1, d] for relative positions -(T-1)..T-1)."""
         t = x.size(1)
-        pos = torch.arange(-(t - 1), t, device=x.device, dtype=torch.float32).unsqueeze(1)
+        start = 0 if self.legacy else -(t - 1)
+        pos = torch.arange(start, t, device=x.device, dtype=torch.float32).unsqueeze(1)
         div = torch.exp(torch.arange(0, self.d_model, 2, device=x.device, dtype=torch.float32) * -(math.log(10000.0) / self.d_model))
-        pe = torch.zeros(2 * t - 1, self.d_model, device=x.device)
+        pe = torch.zeros(pos.size(0), self.d_model, device=x.device)
         pe[:, 0::2] = torch.sin(pos * div)
         pe[:, 1::2] = torch.cos(pos * div[: self.d_model // 2])
         return self.dropout(x * self.xscale), self.dropout(pe.to(x.dtype))
@@ -201,10 +207,15 @@ class RelPositionSelfAttention(nn.Module):
 
     ``score(i, j) = ((q_i + u) · k_j + (q_i + v) · W_pos p_{i-j}) / sqrt(d_k)``, keys at padded
     frames masked. The relative term only depends on ``i - j``, so padding cannot change it.
+
+    ``legacy=True``: ESPnet's ``legacy_rel_selfattn`` (with ``zero_triu: false``): the second term
+    is ``(q_i + v) · W_pos p_j`` with ``pos_emb [T, d]`` the embeddings of the absolute positions
+    ``0 .. T-1`` (:class:`RelPositionalEncoding` with ``legacy=True``).
     """
 
-    def __init__(self, d: int, heads: int, dropout_rate: float) -> None:
+    def __init__(self, d: int, heads: int, dropout_rate: float, legacy: bool = False) -> None:
         super().__init__()
+        self.legacy = bool(legacy)
         if d % heads != 0:
             raise ValueError(f"encoder_conf: output_size {d} is not divisible by attention_heads {heads}")
         self.h = heads
@@ -226,12 +237,15 @@ class RelPositionSelfAttention(nn.Module):
         q = self.linear_q(x).view(b, t, self.h, self.d_k)  # [B, T, H, dk]
         k = self.linear_k(x).view(b, t, self.h, self.d_k).transpose(1, 2)  # [B, H, T, dk]
         v = self.linear_v(x).view(b, t, self.h, self.d_k).transpose(1, 2)
-        p = self.linear_pos(pos_emb).view(2 * t - 1, self.h, self.d_k).permute(1, 2, 0)  # [H, dk, 2T-1]
+        p = self.linear_pos(pos_emb).view(pos_emb.size(0), self.h, self.d_k).permute(1, 2, 0)  # [H, dk, 2T-1 or T]
         ac = torch.matmul((q + self.pos_bias_u).transpose(1, 2), k.transpose(-2, -1))  # [B, H, T, T]
-        bd_all = torch.matmul((q + self.pos_bias_v).transpose(1, 2), p)  # [B, H, T, 2T-1]
-        ar = torch.arange(t, device=x.device)
-        rel_index = (ar.unsqueeze(1) - ar.unsqueeze(0) + t - 1).expand(b, self.h, t, t)  # i - j + T - 1
-        bd = torch.gather(bd_all, 3, rel_index)
+        bd_all = torch.matmul((q + self.pos_bias_v).transpose(1, 2), p)  # [B, H, T, 2T-1] (legacy: [B, H, T, T])
+        if self.legacy:
+            bd = bd_all
+        else:
+            ar = torch.arange(t, device=x.device)
+            rel_index = (ar.unsqueeze(1) - ar.unsqueeze(0) + t - 1).expand(b, self.h, t, t)  # i - j + T - 1
+            bd = torch.gather(bd_all, 3, rel_index)
         scores = (ac + bd) / math.sqrt(self.d_k)
         scores = scores.masked_fill(pad_mask[:, None, None, :], float("-inf"))
         attn = self.dropout(torch.softmax(scores, dim=-1))

@@ -62,19 +62,25 @@ class ConformerLayer(nn.Module):
         use_cnn_module: bool,
         kernel_size: int,
         rel_pos: bool = False,
+        legacy_rel_pos: bool = False,
+        eps: float = 1e-5,
+        norm_final: bool = True,
     ) -> None:
         super().__init__()
         self.rel_pos = rel_pos
         self.ff_macaron = FeedForward(d, units, dropout_rate, "swish") if macaron_style else None
-        self.norm_ff_macaron = nn.LayerNorm(d) if macaron_style else None
+        self.norm_ff_macaron = nn.LayerNorm(d, eps=eps) if macaron_style else None
         self.ff_scale = 0.5 if macaron_style else 1.0
-        self.norm_mha = nn.LayerNorm(d)
-        self.attn = RelPositionSelfAttention(d, heads, attention_dropout_rate) if rel_pos else SelfAttention(d, heads, attention_dropout_rate)
+        self.norm_mha = nn.LayerNorm(d, eps=eps)
+        if rel_pos:
+            self.attn = RelPositionSelfAttention(d, heads, attention_dropout_rate, legacy=legacy_rel_pos)
+        else:
+            self.attn = SelfAttention(d, heads, attention_dropout_rate)
         self.conv = ConvModule(d, kernel_size) if use_cnn_module else None
-        self.norm_conv = nn.LayerNorm(d) if use_cnn_module else None
-        self.norm_ff = nn.LayerNorm(d)
+        self.norm_conv = nn.LayerNorm(d, eps=eps) if use_cnn_module else None
+        self.norm_ff = nn.LayerNorm(d, eps=eps)
         self.ff = FeedForward(d, units, dropout_rate, "swish")
-        self.norm_final = nn.LayerNorm(d)
+        self.norm_final = nn.LayerNorm(d, eps=eps) if norm_final else None
         self.dropout = nn.Dropout(dropout_rate)
 
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor, pos_emb: torch.Tensor | None = None) -> torch.Tensor:
@@ -87,7 +93,7 @@ class ConformerLayer(nn.Module):
         if self.conv is not None:
             x = x + self.dropout(self.conv(self.norm_conv(x), pad_mask))
         x = x + self.ff_scale * self.dropout(self.ff(self.norm_ff(x)))
-        return self.norm_final(x)
+        return self.norm_final(x) if self.norm_final is not None else x
 
 
 @register_encoder("conformer")
@@ -97,9 +103,13 @@ class ConformerEncoder(AbsEncoder):
     | ``conv2d8`` | ``linear``), macaron_style, use_cnn_module, cnn_module_kernel,
     pos_enc_layer_type / selfattn_layer_type (``abs_pos``/``selfattn`` or ``rel_pos``/``rel_selfattn``). ESPnet's
     activation_type / normalize_before / concat_after / positionwise_layer_type are accepted at
-    the values implemented (swish / true / false / linear); positionwise_conv_kernel_size,
-    rel_pos_type and zero_triu are accepted and unused (the relative attention here has the
-    semantics of ESPnet's ``latest`` form)."""
+    the values implemented (swish / true / false / linear); positionwise_conv_kernel_size
+    is accepted and unused; the relative attention has the semantics of ESPnet's ``latest`` form
+    (``rel_pos_type: latest``, the default here), or of its ``legacy`` form with ``rel_pos_type: legacy``
+    or ``legacy_rel_pos``/``legacy_rel_selfattn``; ``zero_triu: true`` is not implemented).
+    For ESPnet's exact function (models trained by ESPnet): ``after_norm: true`` (a final
+    LayerNorm after the blocks), ``norm_final_without_cnn: false`` (the block's final LayerNorm
+    only with a convolution module), ``layer_norm_eps: 1e-12``."""
 
     def __init__(
         self,
@@ -124,9 +134,24 @@ class ConformerEncoder(AbsEncoder):
         positionwise_conv_kernel_size: int = 3,
         rel_pos_type: str = "latest",
         zero_triu: bool = False,
+        after_norm: bool = False,
+        norm_final_without_cnn: bool = True,
+        layer_norm_eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        pairs = {("abs_pos", "selfattn"): False, ("rel_pos", "rel_selfattn"): True, ("latest_rel_pos", "rel_selfattn"): True}
+        if rel_pos_type not in ("latest", "legacy"):
+            raise ValueError(f"encoder_conf (conformer): rel_pos_type must be latest or legacy, got {rel_pos_type!r}")
+        if rel_pos_type == "legacy" and (pos_enc_layer_type, selfattn_layer_type) == ("rel_pos", "rel_selfattn"):
+            pos_enc_layer_type, selfattn_layer_type = "legacy_rel_pos", "legacy_rel_selfattn"  # as ESPnet
+        pairs = {
+            ("abs_pos", "selfattn"): False,
+            ("rel_pos", "rel_selfattn"): True,
+            ("latest_rel_pos", "rel_selfattn"): True,
+            ("legacy_rel_pos", "legacy_rel_selfattn"): True,
+        }
+        self.legacy_rel_pos = pos_enc_layer_type == "legacy_rel_pos"
+        if zero_triu:
+            raise ValueError("encoder_conf (conformer): zero_triu: true is not supported")
         if (pos_enc_layer_type, selfattn_layer_type) not in pairs:
             raise ValueError(
                 "encoder_conf (conformer): pos_enc_layer_type/selfattn_layer_type must be abs_pos/selfattn or "
@@ -143,11 +168,12 @@ class ConformerEncoder(AbsEncoder):
             },
             {"activation_type": "swish", "normalize_before": True, "concat_after": False, "positionwise_layer_type": "linear"},
         )
-        del positionwise_conv_kernel_size, rel_pos_type, zero_triu  # ESPnet variants; ours is its 'latest' form
+        del positionwise_conv_kernel_size  # only used by positionwise_layer_type conv1d (not implemented)
+        eps = float(layer_norm_eps)
         self._output_size = int(output_size)
         self.embed = make_input_layer(input_layer, int(input_size), self._output_size, dropout_rate)
         if self.rel_pos:
-            self.pos = RelPositionalEncoding(self._output_size, positional_dropout_rate)
+            self.pos = RelPositionalEncoding(self._output_size, positional_dropout_rate, legacy=self.legacy_rel_pos)
         else:
             self.pos = PositionalEncoding(self._output_size, positional_dropout_rate)
         self.layers = nn.ModuleList(
@@ -161,9 +187,13 @@ class ConformerEncoder(AbsEncoder):
                 bool(use_cnn_module),
                 int(cnn_module_kernel),
                 self.rel_pos,
+                legacy_rel_pos=self.legacy_rel_pos,
+                eps=eps,
+                norm_final=bool(use_cnn_module) or bool(norm_final_without_cnn),
             )
             for _ in range(int(num_blocks))
         )
+        self.after_norm = nn.LayerNorm(self._output_size, eps=eps) if after_norm else None
 
     def output_size(self) -> int:
         return self._output_size
@@ -179,4 +209,6 @@ class ConformerEncoder(AbsEncoder):
         pad = pad_mask_for(x, lens)
         for layer in self.layers:
             x = layer(x, pad, pos_emb)
+        if self.after_norm is not None:
+            x = self.after_norm(x)
         return x.masked_fill(pad.unsqueeze(-1), 0.0), lens

@@ -25,11 +25,11 @@ from espnet_cls.models.encoders._layers import (
 class TransformerLayer(nn.Module):
     """Pre-LN: x + drop(MHA(LN(x))); x + drop(FFN(LN(x)))."""
 
-    def __init__(self, d: int, heads: int, units: int, dropout_rate: float, attention_dropout_rate: float) -> None:
+    def __init__(self, d: int, heads: int, units: int, dropout_rate: float, attention_dropout_rate: float, eps: float = 1e-5) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(d)
+        self.norm1 = nn.LayerNorm(d, eps=eps)
         self.attn = SelfAttention(d, heads, attention_dropout_rate)
-        self.norm2 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d, eps=eps)
         self.ff = FeedForward(d, units, dropout_rate)
         self.dropout = nn.Dropout(dropout_rate)
 
@@ -42,7 +42,8 @@ class TransformerLayer(nn.Module):
 class TransformerEncoder(AbsEncoder):
     """Args: output_size (d_model), attention_heads, linear_units, num_blocks, dropout_rate,
     positional_dropout_rate, attention_dropout_rate, input_layer (``conv2d`` (4×) | ``conv2d2`` |
-    ``conv2d6`` | ``conv2d8`` | ``linear``). ESPnet's normalize_before / concat_after /
+    ``conv2d6`` | ``conv2d8`` | ``linear``), layer_norm_eps (of the block and final LayerNorms;
+    ESPnet's are 1e-12). ESPnet's normalize_before / concat_after /
     positionwise_layer_type are accepted at the values implemented (true / false / linear)."""
 
     def __init__(
@@ -59,6 +60,7 @@ class TransformerEncoder(AbsEncoder):
         normalize_before: bool = True,
         concat_after: bool = False,
         positionwise_layer_type: str = "linear",
+        layer_norm_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         check_fixed_options(
@@ -70,10 +72,10 @@ class TransformerEncoder(AbsEncoder):
         self.embed = make_input_layer(input_layer, int(input_size), self._output_size, dropout_rate)
         self.pos = PositionalEncoding(self._output_size, positional_dropout_rate)
         self.layers = nn.ModuleList(
-            TransformerLayer(self._output_size, int(attention_heads), int(linear_units), dropout_rate, attention_dropout_rate)
+            TransformerLayer(self._output_size, int(attention_heads), int(linear_units), dropout_rate, attention_dropout_rate, float(layer_norm_eps))
             for _ in range(int(num_blocks))
         )
-        self.after_norm = nn.LayerNorm(self._output_size)
+        self.after_norm = nn.LayerNorm(self._output_size, eps=float(layer_norm_eps))
 
     def output_size(self) -> int:
         return self._output_size
