@@ -98,6 +98,7 @@ EOF
 log "$0 $*"
 # Save the command line for the resume scripts exp/*/run.sh
 run_args=$(printf '%q ' "$0" "$@")
+__po_usage_status=2  # usage errors exit 2 (SPEC); Kaldi's parse_options.sh default is 1
 . utils/parse_options.sh
 
 if [ $# -ne 0 ]; then

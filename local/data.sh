@@ -57,6 +57,7 @@ if [ $# -gt 0 ] && [[ $1 != -* ]]; then  # cls.sh passes the data dir first
     datadir=$1
     shift
 fi
+__po_usage_status=2  # usage errors exit 2 (SPEC); Kaldi's parse_options.sh default is 1
 # shellcheck source=utils/parse_options.sh
 . utils/parse_options.sh
 if [ -z "${datadir}" ]; then

@@ -175,3 +175,13 @@ def test_unknown_option_refused(fake_env):
     env, work, _ = fake_env
     p = run(["slurm.pl", "--foo", "1", "log/x.log", "true"], env, work)
     assert p.returncode == 1 and "--foo not described" in p.stderr
+
+
+def test_slurm_pl_prints_the_error_line_of_a_failed_task(fake_env):
+    env, work, _ = fake_env
+    cmd = "echo starting JOB; if [ JOB = 2 ]; then echo 'RuntimeError: CUDA out of memory (task JOB)' >&2; exit 1; fi"
+    p = run(["slurm.pl", "JOB=1:2", "exp/log/e.JOB.log", "bash", "-c", cmd], env, work)
+    assert p.returncode == 1
+    lines = p.stderr.splitlines()
+    assert lines[-2] == "slurm.pl: RuntimeError: CUDA out of memory (task 2)   [from exp/log/e.2.log]"
+    assert lines[-1] == "slurm.pl: 1 / 2 failed, log is in exp/log/e.*.log"

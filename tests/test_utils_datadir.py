@@ -29,12 +29,12 @@ def test_validate_accepts_good_dir(tmp_path, shell_env):
 @pytest.mark.parametrize(
     "name, content, expect",
     [
-        ("text", "u2 dog\nu1 dog\nu3 dog\n", "not sorted"),
+        ("text", "u2 dog\nu1 dog\nu3 dog\n", "not sorted or has duplicates (key out of order 'u1' at line 2"),
         ("wav.scp", "u1 a\nu1 b\nu2 c\nu3 d\n", "duplicate key 'u1'"),
-        ("text", "u1 dog\nu2 dog\n", "differ"),
-        ("wav.scp", "u1 a\nu2 b\nu3 c", "does not end in a newline"),
+        ("text", "u1 dog\nu2 dog\n", "lacks 'u3'"),
+        ("wav.scp", "u1 a\nu2 b\nu3 c", "invalid newline"),
         ("utt2spk", "u1 u1\nu2\nu3 u3\n", "wrong format"),
-        ("spk2utt", "u1 u1\nu2 u2 u3\n", "does not match"),
+        ("spk2utt", "u1 u1\nu2 u2 u3\n", "do not seem to match"),
     ],
 )
 def test_validate_rejects(tmp_path, shell_env, name, content, expect):
@@ -54,17 +54,41 @@ def test_validate_non_print(tmp_path, shell_env):
 
 
 def test_fix_keeps_intersection(tmp_path, shell_env):
+    """Kaldi's rule: utts are kept when in every one of feats.scp, text, segments, utt2lang, wav.scp (no segments),
+    utt2dur and utt2num_frames (value > 0); --utt_extra_files are only filtered to the kept utts."""
     d = make_dir(tmp_path / "fix", utts=("u1", "u2", "u3", "u4"))
     (d / "text").write_text("u4 cat\nu1 dog\nu3 dog\n")  # unsorted, u2 missing
-    (d / "utt2num_samples").write_text("u1 10\nu2 20\nu4 40\n")  # u3 missing
+    (d / "utt2num_samples").write_text("u1 10\nu2 20\nu4 40\n")  # u3 missing: not a reason to drop u3
     (d / "utt2weight").write_text("u1 1.0\nu2 1.0\nu3 1.0\nu4 0.5\n")
+    (d / "utt2dur").write_text("u1 1.0\nu2 1.0\nu3 0\nu4 0.5\n")  # u3 has no duration
     p = run(["fix_data_dir.sh", "--utt_extra_files", "utt2num_samples utt2weight", str(d)], shell_env)
     assert p.returncode == 0, p.stderr
     assert "fix_data_dir.sh: kept 2 utterances out of 4" in p.stdout
-    for name in ("wav.scp", "text", "utt2spk", "spk2utt", "utt2num_samples", "utt2weight"):
+    for name in ("wav.scp", "text", "utt2spk", "spk2utt", "utt2num_samples", "utt2weight", "utt2dur"):
         keys = [ln.split()[0] for ln in (d / name).read_text().splitlines()]
         assert keys == ["u1", "u4"], name
     assert (d / ".backup" / "text").read_text() == "u4 cat\nu1 dog\nu3 dog\n"
+
+
+def test_fix_never_empties_a_dir(tmp_path, shell_env):
+    d = make_dir(tmp_path / "fix")
+    (d / "text").write_text("x9 cat\nx1 dog\n")  # no utterance in common with utt2spk, and unsorted
+    before = {f.name: f.read_bytes() for f in d.iterdir()}
+    p = run(["fix_data_dir.sh", str(d)], shell_env)
+    assert p.returncode == 1
+    assert "no utterances remained" in p.stderr
+    assert {f.name: f.read_bytes() for f in d.iterdir()} == before  # untouched, no .backup either
+
+
+def test_fix_crlf_as_kaldi(tmp_path, shell_env):
+    """utt2spk is rebuilt from spk2utt by perl's split, so its CRs go; text keeps its CRs (filtered as is)."""
+    d = make_dir(tmp_path / "fix")
+    (d / "utt2spk").write_text("u1 u1\r\nu2 u2\r\nu3 u3\r\n")
+    (d / "text").write_text("u1 dog\r\nu2 dog\r\nu3 dog\r\n")
+    p = run(["fix_data_dir.sh", str(d)], shell_env)
+    assert p.returncode == 0, p.stderr
+    assert (d / "utt2spk").read_bytes() == b"u1 u1\nu2 u2\nu3 u3\n"
+    assert (d / "text").read_bytes() == b"u1 dog\r\nu2 dog\r\nu3 dog\r\n"
 
 
 def test_copy_data_dir_with_prefix(tmp_path, shell_env):
@@ -87,7 +111,8 @@ def test_segments_dir(tmp_path, shell_env):
     (d / "utt2spk").write_text("r1-a r1-a\nr1-b r1-b\nr2-a r2-a\nr9-a r9-a\n")
     (d / "spk2utt").write_text("r1-a r1-a\nr1-b r1-b\nr2-a r2-a\nr9-a r9-a\n")
     p = run(["validate_data_dir.sh", "--no-feats", str(d)], shell_env)
-    assert p.returncode == 1 and "recordings not in" in p.stderr and str(d / "segments") in p.stderr
+    assert p.returncode == 1 and "recording-ids extracted from segments and wav.scp differ" in p.stderr
+    assert str(d / "wav.scp") in p.stderr
     p = run(["fix_data_dir.sh", str(d)], shell_env)
     assert p.returncode == 0, p.stderr
     assert "kept 3 utterances out of 4" in p.stdout
@@ -97,3 +122,32 @@ def test_segments_dir(tmp_path, shell_env):
     assert p.returncode == 0, p.stderr
     assert (dest / "segments").read_text().startswith("p-r1-a r1 0.0 1.5\n")
     assert (dest / "wav.scp").read_text() == (d / "wav.scp").read_text()
+
+
+def test_utils_through_espnet_symlinks_with_bare_system_python(tmp_path, repo_root):
+    """egs2/x/cls1/utils -> ../../TEMPLATE/asr1/utils -> our utils/, run with `env -i PATH=/usr/bin:/bin`:
+    the system python3, no venv, no PYTHONPATH, espnet_cls not installed."""
+    if not Path("/usr/bin/python3").exists():
+        pytest.skip("no /usr/bin/python3")
+    template = tmp_path / "egs2" / "TEMPLATE" / "asr1"
+    template.mkdir(parents=True)
+    (template / "utils").symlink_to(repo_root / "utils")
+    recipe = tmp_path / "egs2" / "x" / "cls1"
+    recipe.mkdir(parents=True)
+    (recipe / "utils").symlink_to("../../TEMPLATE/asr1/utils")
+    make_dir(recipe / "data" / "train")
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(tmp_path)}
+    probe = subprocess.run(["python3", "-c", "import espnet_cls"], env=env, cwd=tmp_path, capture_output=True)
+    assert probe.returncode != 0  # the bare python really does not see our package
+    cmds = [
+        ["utils/validate_data_dir.sh", "--no-feats", "data/train"],
+        ["utils/fix_data_dir.sh", "data/train"],
+        ["utils/copy_data_dir.sh", "data/train", "data/copy"],
+        ["utils/run.pl", "JOB=1:2", "log/x.JOB.log", "utils/filter_scp.pl", "data/train/utt2spk", "data/train/text"],
+        ["bash", "-c", "utils/utt2spk_to_spk2utt.pl data/train/utt2spk | utils/spk2utt_to_utt2spk.pl | "
+         "utils/apply_map.pl -f 2 data/train/utt2spk | utils/shuffle_list.pl | utils/split_scp.pl - log/a log/b"],
+    ]  # fmt: skip
+    for cmd in cmds:
+        p = subprocess.run(cmd, env=env, cwd=recipe, capture_output=True, text=True)
+        assert p.returncode == 0, (cmd, p.stdout, p.stderr)
+        assert "No module named" not in p.stderr

@@ -38,12 +38,12 @@ def test_value_kept_verbatim(script, shell_env):
 
 def test_unknown_option(script, shell_env):
     p = run([script, "--nope", "1"], shell_env)
-    assert p.returncode == 2 and "--nope" in p.stderr
+    assert p.returncode == 1 and "--nope" in p.stderr
 
 
 def test_bad_boolean(script, shell_env):
     p = run([script, "--use_x", "yes"], shell_env)
-    assert p.returncode == 2 and "--use_x" in p.stderr and "true" in p.stderr
+    assert p.returncode == 1 and "--use_x" in p.stderr and "true" in p.stderr
 
 
 def test_help_and_config(script, shell_env, tmp_path):
@@ -57,3 +57,17 @@ def test_help_and_config(script, shell_env, tmp_path):
 
 def test_stops_at_first_positional(script, shell_env):
     assert run([script, "a", "--foo-bar", "2"], shell_env).stdout == "foo_bar=1 use_x=false rest=a --foo-bar 2\n"
+
+
+def test_usage_status_is_kaldis_1_unless_the_script_sets_another(tmp_path, shell_env, repo_root):
+    script = tmp_path / "s.sh"
+    script.write_text(f"nj=1\n. {repo_root}/utils/parse_options.sh\necho $nj\n")
+    p = run([script, "--bogus", "1"], shell_env)
+    assert p.returncode == 1 and "--bogus" in p.stderr
+    script.write_text(f"nj=1\n__po_usage_status=2\n. {repo_root}/utils/parse_options.sh\necho $nj\n")
+    p = run([script, "--bogus", "1"], shell_env)
+    assert p.returncode == 2 and "--bogus" in p.stderr
+    p = run([script, "--__po_usage_status", "0"], shell_env)  # never an option
+    assert p.returncode == 2 and "__po_usage_status" in p.stderr
+    p = run([script, "--nj", "4"], shell_env)
+    assert p.returncode == 0 and p.stdout == "4\n"

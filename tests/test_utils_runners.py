@@ -90,3 +90,42 @@ def test_run_pl_pick_failed_reruns_only_failed(tmp_path, shell_env):
     assert p.returncode == 0, p.stderr
     assert "# Ended (code 0)" in (tmp_path / "log" / "p.2.log").read_text()
     assert {i: (tmp_path / "log" / f"p.{i}.log").read_text() for i in (1, 3)} == before  # not rerun
+
+
+def test_run_pl_prints_the_failed_tasks_error_line_first(tmp_path, shell_env):
+    (tmp_path / "t.py").write_text(
+        "import sys\nprint('working on', sys.argv[1])\ndef f():\n    raise ValueError('bad value ' + sys.argv[1])\n"
+        "if sys.argv[1] == '2':\n    f()\n"
+    )
+    p = run(["run.pl", "JOB=1:3", "log/x.JOB.log", "python3", "t.py", "JOB"], shell_env, tmp_path)
+    assert p.returncode == 1
+    lines = p.stderr.splitlines()
+    assert lines[-2] == "run.pl: ValueError: bad value 2   [from log/x.2.log]"
+    assert lines[-1] == "run.pl: 1 / 3 failed, log is in log/x.*.log"  # Kaldi's line is kept, last
+
+
+def test_run_pl_error_line_of_a_single_job_and_fallback(tmp_path, shell_env):
+    cmd = "echo 'LOG (prog[5.5]:main():x.cc:1) starting'; echo 'ERROR (prog[5.5]:main():x.cc:9) No such file foo.ark' >&2; echo done; exit 1"
+    p = run(["run.pl", "log/one.log", "bash", "-c", cmd], shell_env, tmp_path)
+    assert p.stderr.splitlines() == [
+        "run.pl: ERROR (prog[5.5]:main():x.cc:9) No such file foo.ark   [from log/one.log]",
+        "run.pl: job failed, log is in log/one.log",
+    ]
+    p = run(["run.pl", "log/two.log", "bash", "-c", "echo 'nothing to see'; exit 4"], shell_env, tmp_path)
+    assert p.stderr.splitlines()[0] == "run.pl: nothing to see   [from log/two.log]"  # no error-like line: the last one
+    p = run(["run.pl", "log/three.log", "bash", "-c", "exit 4"], shell_env, tmp_path)
+    assert p.stderr.splitlines() == ["run.pl: job failed, log is in log/three.log"]  # the command printed nothing
+
+
+def test_error_line_picks(tmp_path):
+    from espnet_cls.kaldi.jobs import error_line
+
+    log = tmp_path / "a.log"
+    log.write_text(
+        "# python x.py\n# Started at now\n#\nusage: x.py [-h]\nx.py: error: argument --n: invalid int value: 'a'\n"
+        "# Accounting: time=0 threads=1\n# Ended (code 2) at now, elapsed time 0 seconds\n"
+    )
+    assert error_line(str(log)) == "x.py: error: argument --n: invalid int value: 'a'"
+    log.write_text("# c\n#\nwriting\nOSError: [Errno 28] No space left on device\nlater cleanup line\n# Ended (code 1) at x\n")
+    assert error_line(str(log)) == "OSError: [Errno 28] No space left on device"
+    assert error_line(str(tmp_path / "missing.log")) is None

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
-# Kaldi's copy_data_dir.sh (same options and messages); usage and logic: espnet_cls/kaldi/datadir.py.
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Kaldi's copy_data_dir.sh (same options, decisions and exit codes); usage and logic: espnet_cls/kaldi/datadir.py.
+# The package is found from this script's real path, so utils/ may be a symlink (ESPnet's recipe layout)
+# and a bare system python3 is enough (standard library only).
+root=$(dirname "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")")
 PYTHONPATH="${root}${PYTHONPATH:+:${PYTHONPATH}}" exec python3 -m espnet_cls.kaldi.datadir copy_data_dir.sh "$@"

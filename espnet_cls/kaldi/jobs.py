@@ -249,10 +249,52 @@ def ended_code(logfile: str) -> Optional[int]:
     return None
 
 
+_ERROR_RE = re.compile(
+    r"(^|[\s:(\[])(ERROR|Error|error|FATAL|Fatal|fatal)\b"  # Kaldi's "ERROR (...)", argparse's "x: error: ..."
+    r"|^\w+(\.\w+)*(Error|Exception|Interrupt|Exit)\b"  # a Python exception line
+    r"|No space left on device|Killed|Segmentation fault|command not found|No such file or directory"
+)
+
+
+def error_line(logfile: str) -> Optional[str]:
+    """The line of a failed task's log a user should read first, or None (no log, or nothing in it).
+
+    The last line that looks like an error (``ERROR ...``, ``... error: ...``, a Python exception line such as
+    the final line of a traceback, ``No space left on device``, ...); else the last line the command printed.
+    """
+    try:
+        with open(logfile, encoding="utf-8", errors="replace") as f:
+            lines = [ln.rstrip("\n") for ln in f]
+    except OSError:
+        return None
+    body = []
+    header = True
+    for ln in lines:
+        if header:
+            header = ln.startswith("#")  # "# <command>", "# Started at ...", "#"
+            if header:
+                continue
+        if ln.startswith(("# Accounting:", "# Ended (", "# Finished at")):
+            continue
+        if ln.strip():
+            body.append(ln.strip())
+    for ln in reversed(body):
+        if _ERROR_RE.search(ln) and not ln.startswith(("File ", "Traceback (most recent call last)")):
+            return ln[:500]
+    return body[-1][:500] if body else None
+
+
 def report_failures(req: JobRequest, failed: int) -> None:
-    """Print Kaldi's failure line on stderr (nothing when ``failed == 0``)."""
+    """Print the first failed task's error line, then Kaldi's failure line, on stderr (nothing when no failure)."""
     if failed == 0:
         return
+    bad = [t for t in req.task_ids() if ended_code(req.log_for(t)) not in (0, None)]
+    if bad:
+        log = req.log_for(bad[0])
+        line = error_line(log)
+        if line:
+            more = f" (and {len(bad) - 1} more failed)" if len(bad) > 1 else ""
+            print(f"{req.prog}: {line}   [from {log}{more}]", file=sys.stderr)
     if req.num_jobs == 1:
         print(f"{req.prog}: job failed, log is in {req.log_pattern()}", file=sys.stderr)
     else:
