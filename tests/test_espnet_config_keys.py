@@ -263,3 +263,27 @@ def test_dry_run_builds_and_exits(tmp_path):
     with pytest.raises(DataError, match="encoder_conf"):
         cls_train(train_args(c, write_yaml(tmp_path), tmp_path / "exp2", "--dry_run", "true",
                              "--encoder_conf", "nonsense=1"))
+
+
+# ---------------------------------------------------------------- what we cannot support: one clear line
+def test_s3prl_frontend_is_refused_naming_key_and_file(tmp_path):
+    c = make_corpus(tmp_path, n_train=6, n_valid=3)
+    y = tmp_path / "wavlm.yaml"
+    y.write_text("frontend: s3prl\nfrontend_conf:\n    frontend_conf: {upstream: wavlm_base_plus}\n"
+                 "    download_dir: ./hub\n    multilayer_feature: true\nfreeze_param: [frontend.upstream]\n"
+                 "encoder: transformer\nencoder_conf: {output_size: 16, attention_heads: 2, linear_units: 32,"
+                 " num_blocks: 1, dropout_rate: 0.4, input_layer: linear}\npatience: 5\n")
+    with pytest.raises(DataError) as e:
+        cls_train(train_args(c, y, tmp_path / "exp", "--dry_run", "true"))
+    msg = str(e.value)
+    assert "frontend" in msg and "s3prl" in msg and "wavlm.yaml" in msg and "\n" not in msg
+
+
+def test_lightning_best_model_criterion_adds_criteria():
+    from espnet_cls.train.trainer import lightning_criteria
+
+    conf = {"lightning_conf": {"best_model_criterion": [["valid/epoch_mAP", "max", 1]], "strategy": "ddp"}}
+    assert lightning_criteria(conf) == [["valid", "epoch_mAP", "max"]]
+    assert lightning_criteria({"lightning_conf": {}}) == []
+    with pytest.raises(DataError, match="lightning_conf.best_model_criterion"):
+        lightning_criteria({"lightning_conf": {"best_model_criterion": [["epoch_mAP", "max", 1]]}})

@@ -37,7 +37,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if config.get("token_type") not in (None, "word"):
         log.warning("token_type %r: only word is supported; using word", config.get("token_type"))
     if config.get("lightning_conf"):
-        log.info("lightning_conf is accepted for ESPnet compatibility and ignored (our trainer does both types)")
+        log.info("lightning_conf: only its best_model_criterion is read (as extra criteria); our trainer "
+                 "does both classification types without Lightning")
+    if int(config.get("num_att_plot") or 0) > 0:
+        log.warning("num_att_plot %s: no attention plots are written (our encoders do not return attention maps)",
+                    config.get("num_att_plot"))
+    if config.get("use_wandb"):
+        log.warning("use_wandb: true is not supported: no Weights & Biases logging (TensorBoard and images/ are)")
     if config.get("dry_run"):  # ESPnet: build model, optimizer, scheduler; write config.yaml; no stats, no training
         from espnet_cls.train.trainer import dry_run
 

@@ -67,6 +67,15 @@ MODEL_CONF_KEYS = ("classification_type", "lsm_weight", "mixup_probability", "mi
 #: ESPnet's mixup draws lambda ~ Beta(0.8, 0.8) (espnet2/layers/mixup_augmentation.py); ours when
 #: model_conf gives no mixup_alpha.
 ESPNET_MIXUP_ALPHA = 0.8
+#: ESPnet CLSTask choices we do not implement, and why (a config naming one fails with this reason).
+ESPNET_UNSUPPORTED_CHOICES: dict[str, dict[str, str]] = {
+    "frontend": {
+        "s3prl": "needs the s3prl package and its upstream model's weights downloaded from the network "
+                 "(e.g. egs2/meld's wavlm_base_plus)",
+        "sliding_window": "not implemented here",
+        "fused": "not implemented here (several s3prl/default frontends fused)",
+    },
+}
 #: model_conf keys of ESPnet that are accepted and ignored (logged).
 MODEL_CONF_IGNORED = ("log_epoch_metrics", "extract_feats_in_collect_stats")
 INIT_CHOICES = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "normal")
@@ -100,6 +109,9 @@ def _choice(config: Mapping[str, Any], key: str, choices: Mapping[str, type]) ->
     name = config.get(key, MODEL_DEFAULTS[key])
     if _is_none(name):
         return None
+    if name not in choices and name in ESPNET_UNSUPPORTED_CHOICES.get(key, {}):
+        raise ValueError(f"{key}: {name!r} is an ESPnet choice this recipe does not support: "
+                         f"{ESPNET_UNSUPPORTED_CHOICES[key][name]}; valid: {', '.join(sorted(choices))} or none")
     if name not in choices:
         raise ValueError(f"{key}: unknown choice {name!r}; valid: {', '.join(sorted(choices))} or none")
     return choices[name]
@@ -224,7 +236,11 @@ def build_model(config: Mapping[str, Any], allow_missing_stats: bool = False) ->
     mconf = espnet_model_conf(_conf(config, "model_conf"))
     for k in MODEL_CONF_IGNORED:
         if k in mconf:
-            logger.info("model_conf.%s is accepted for ESPnet compatibility and ignored", k)
+            if k == "log_epoch_metrics":
+                logger.info("model_conf.log_epoch_metrics: nothing to switch on here, valid epoch_mAP is always "
+                            "computed over the whole validation set")
+            else:
+                logger.info("model_conf.%s is accepted for ESPnet compatibility and ignored", k)
             mconf.pop(k)
     unknown = sorted(set(mconf) - set(MODEL_CONF_KEYS))
     if unknown:

@@ -153,6 +153,9 @@ class Trainer:
         self.accum_grad = max(int(config.get("accum_grad") or 1), 1)
         self.grad_clip = float(config.get("grad_clip") or 0)
         self.criteria = [list(c) for c in (config.get("best_model_criterion") or [["valid", "acc", "max"]])]
+        for phase, metric, mode in lightning_criteria(config):
+            if not any(c[0] == phase and c[1] == metric for c in self.criteria):
+                self.criteria.append([phase, metric, mode])
         self.amp_dtype: Optional[torch.dtype] = None
         if config.get("use_amp"):
             if not self.use_cuda:
@@ -581,6 +584,22 @@ class Trainer:
         if self.tb_writer is not None:
             self.tb_writer.close()
         D.barrier()
+
+
+def lightning_criteria(config: dict) -> list[list[str]]:
+    """``lightning_conf.best_model_criterion`` (``[[valid/epoch_mAP, max, 1]]``, ESPnet's Lightning
+    path) as ``[phase, metric, mode]`` criteria, so the files ESPnet's Lightning run writes
+    (``valid.epoch_mAP.ave_1best.pth``) are written here too."""
+    lc = config.get("lightning_conf") or {}
+    out = []
+    for crit in (lc.get("best_model_criterion") or []) if isinstance(lc, dict) else []:
+        if not isinstance(crit, (list, tuple)) or len(crit) < 2 or "/" not in str(crit[0]) \
+                or crit[1] not in ("max", "min"):
+            raise DataError(f"lightning_conf.best_model_criterion: expected [phase/metric, max|min, n], got {crit!r}",
+                            config.get("config"))
+        phase, metric = str(crit[0]).split("/", 1)
+        out.append([phase, metric, crit[1]])
+    return out
 
 
 #: Metrics each phase's history holds (what best_model_criterion etc. may name).
