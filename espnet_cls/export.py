@@ -7,6 +7,12 @@ The exported graph is the whole model, log-mel frontend included::
     outputs: probs [B, n_classes] (softmax for multi-class, sigmoid for multi-label)
              logits [B, n_classes]
 
+Pre-processing (what gives stage 7's scores): decode, average the channels to mono and
+resample to ``sample_rate`` with libsoxr "HQ", as ``espnet_cls.audio.load_audio(path,
+fs=sample_rate)`` does; feed float samples in [-1, 1) (16-bit PCM / 32768). The graph
+itself rounds them to the 16-bit grid of the recipe's dump (``CLSModel.pcm16_input``), so
+float audio and the dumped FLAC give the same scores (``tests/test_parity.py``).
+
 ONNX goes through ``torch.onnx.export(dynamo=True)`` with dynamic batch and time axes
 (the STFT becomes ONNX ``DFT``); the file's ``metadata_props`` hold ``classes`` (JSON),
 ``sample_rate``, ``classification_type`` and ``espnet_cls_version``. TorchScript is a
@@ -100,7 +106,7 @@ def _metadata(model: nn.Module, sample_rate: int, pad_samples: int) -> dict[str,
         "sample_rate": str(int(sample_rate)),
         "classification_type": model.classification_type,
         "pad_samples": str(int(pad_samples)),
-        "inputs": "speech [B, T] float32 mono at sample_rate; speech_lengths [B] int64",
+        "inputs": "speech [B, T] float32 mono at sample_rate (resampled with libsoxr HQ); speech_lengths [B] int64",
         "outputs": "probs [B, n_classes]; logits [B, n_classes]",
         "espnet_cls_version": espnet_cls.__version__,
     }
