@@ -38,7 +38,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--ngpu", type=int, default=0, help="0: CPU, 1: the first GPU")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="model precision")
     p.add_argument("--num_workers", type=int, default=1, help="threads decoding audio ahead of the model (0: none)")
-    p.add_argument("--batch_size", type=int, default=16, help="clips per forward pass (length-sorted batches)")
+    p.add_argument("--batch_size", type=int, default=4,
+                   help="clips per forward pass (length-sorted batches; on CPU small batches are fastest: "
+                        "little padding, activations stay in cache; see docs/benchmarks.md)")
+    p.add_argument("--backend", default="jit", choices=["jit", "eager"],
+                   help="jit: CPU inference through the traced, frozen model (same scores, less CPU); eager: "
+                        "the PyTorch modules (always used on GPU, for non-float32 dtypes and untraceable models)")
     p.add_argument("--batch_bins", type=int, default=0,
                    help="if > 0: at most this many padded samples per batch (long clips: smaller batches)")
     p.add_argument("--output_all_probabilities", type=str2bool, default=False,
@@ -87,6 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         window_aggregation=args.window_aggregation,
         output_all_probabilities=args.output_all_probabilities,
         num_workers=args.num_workers,
+        backend=args.backend,
     )
     return 0
 
