@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import lfilter
+from scipy.signal import butter, lfilter, sosfilt
 
 from espnet_cls.contract import BLANK
 from espnet_cls.fileio import DataError, PathLike, atomic_write, write_kv
@@ -99,6 +99,52 @@ def add_noise(audio: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.
 
 def _onepole(x: np.ndarray, a: float) -> np.ndarray:
     return lfilter([1.0 - a], [1.0, -a], x)
+
+
+#: the recording channels :func:`degrade` draws from
+CHANNELS = ("flat", "telephone", "lowpass", "highpass", "peak", "tilt")
+
+
+def _peaking_sos(f0: float, gain_db: float, q: float, fs: int) -> np.ndarray:
+    """One peaking-EQ biquad (RBJ cookbook) as a second-order section."""
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * np.pi * f0 / fs
+    alpha = np.sin(w0) / (2.0 * q)
+    b = np.array([1 + alpha * a, -2 * np.cos(w0), 1 - alpha * a])
+    den = np.array([1 + alpha / a, -2 * np.cos(w0), 1 - alpha / a])
+    return np.concatenate([b / den[0], den / den[0]])[None, :]
+
+
+def degrade(audio: np.ndarray, rng: np.random.Generator, fs: int, snr_db: tuple[float, float] = (10.0, 30.0)) -> np.ndarray:
+    """Pass ``audio`` through a random recording channel and add noise (development-benchmark corpora).
+
+    The channel is one of :data:`CHANNELS`: ``flat``; ``telephone`` (300-3400 Hz band-pass);
+    ``lowpass`` (cut-off 2-6 kHz) or ``highpass`` (150-600 Hz), 4th-order Butterworth;
+    ``peak`` (one or two peaking EQs of +-6 to 12 dB between 200 Hz and 5 kHz); ``tilt`` (one-pole
+    darkening or brightening). Then white or pink-ish noise at an SNR uniform in ``snr_db``.
+    The peak level is kept.
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    kind = CHANNELS[int(rng.integers(len(CHANNELS)))]
+    nyq = fs / 2.0
+    if kind == "telephone":
+        x = sosfilt(butter(4, [300.0 / nyq, min(3400.0, 0.9 * nyq) / nyq], "bandpass", output="sos"), x)
+    elif kind == "lowpass":
+        x = sosfilt(butter(4, min(rng.uniform(2000.0, 6000.0), 0.9 * nyq) / nyq, "lowpass", output="sos"), x)
+    elif kind == "highpass":
+        x = sosfilt(butter(4, rng.uniform(150.0, 600.0) / nyq, "highpass", output="sos"), x)
+    elif kind == "peak":
+        for _ in range(int(rng.integers(1, 3))):
+            f0 = float(np.exp(rng.uniform(np.log(200.0), np.log(min(5000.0, 0.8 * nyq)))))
+            gain = float(rng.choice([-1.0, 1.0]) * rng.uniform(6.0, 12.0))
+            x = sosfilt(_peaking_sos(f0, gain, rng.uniform(0.7, 2.0), fs), x)
+    elif kind == "tilt":
+        a = rng.uniform(0.3, 0.8)
+        x = _onepole(x, a) if rng.random() < 0.5 else x - a * np.concatenate([[0.0], x[:-1]])
+    if peak > 0:
+        x = peak_normalize(x, 20.0 * np.log10(peak))
+    return add_noise(np.asarray(x, dtype=np.float32), rng, rng.uniform(*snr_db))
 
 
 def write_data_dir(data_dir: PathLike, utts: Sequence[Utt], weights: Optional[Mapping[str, float]] = None) -> None:

@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from espnet_cls.data.common import Utt, add_noise, item_rng, peak_normalize, run_jobs, write_wav
+from espnet_cls.data.common import Utt, add_noise, degrade, item_rng, peak_normalize, run_jobs, write_wav
 from espnet_cls.fileio import DataError
 
 logger = logging.getLogger("espnet_cls.data")
@@ -74,6 +74,16 @@ def n_programs(fam: Family, programs: str) -> int:
     if programs not in PROGRAM_SETS:
         raise DataError(f"programs must be one of {', '.join(PROGRAM_SETS)}, got {programs!r}")
     return len(fam.programs) if programs == "all" or fam.name == "drums" else 4
+
+
+#: ``program_split``: which of a family's eight programs (or drum kits) each split plays, by
+#: position in :attr:`Family.programs`; disjoint, so valid and test hold instruments unseen in training
+PROGRAM_SPLIT = {"train": (0, 3, 4, 7), "valid": (1, 5), "test": (2, 6)}
+
+
+def split_programs(fam: Family, split: str) -> tuple[int, ...]:
+    """The programs of ``fam`` that ``split`` plays under ``program_split`` (see :data:`PROGRAM_SPLIT`)."""
+    return tuple(fam.programs[i] for i in PROGRAM_SPLIT[split])
 
 DRUM = {
     "kick": (35, 36),
@@ -287,6 +297,9 @@ class Job:
     fs: int
     program: Optional[int] = None  # clip index for balanced programs; None = random program
     programs: str = "core"  # "core" (first four programs of a family) or "all"
+    split: Optional[str] = None  # set: play only the programs of this split (PROGRAM_SPLIT)
+    degrade: bool = False  # random recording channel and stronger noise (common.degrade)
+    level_db: tuple[float, float] = (-8.0, 0.0)  # relative level of the second and later parts
 
 
 _RENDERER: Optional[Renderer] = None
@@ -307,14 +320,22 @@ def make_clip(job: Job) -> Utt:
         mix = np.zeros(n, dtype=np.float64)
         for j, name in enumerate(job.families):
             fam = FAMILY_BY_NAME[name]
-            usable = fam.programs[: n_programs(fam, job.programs)]
-            prog = None if job.program is None else usable[job.program % len(usable)]
             part_rng = item_rng(job.seed, *job.keys, "part", j)
+            if job.split is not None:
+                usable = split_programs(fam, job.split)
+                idx = job.program if job.program is not None else int(part_rng.integers(len(usable)))
+                prog = usable[idx % len(usable)]
+            else:
+                usable = fam.programs[: n_programs(fam, job.programs)]
+                prog = None if job.program is None else usable[job.program % len(usable)]
             part = _renderer(job.fs).render(fam, part_rng, job.duration, prog, len(usable))
-            gain_db = 0.0 if j == 0 else rng.uniform(-8.0, 0.0)
+            gain_db = 0.0 if j == 0 else rng.uniform(*job.level_db)
             mix += peak_normalize(part, gain_db)
         audio = peak_normalize(mix, rng.uniform(-9.0, -3.0))
-        audio = add_noise(audio, rng, rng.uniform(30.0, 45.0))
+        if job.degrade:
+            audio = degrade(audio, rng, job.fs)
+        else:
+            audio = add_noise(audio, rng, rng.uniform(30.0, 45.0))
         if float(np.max(np.abs(audio))) > 0.99:
             audio = peak_normalize(audio, -1.0)
     else:  # noise only, at a low level
@@ -335,11 +356,15 @@ SIZES = {
 def make_instruments(
     audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000,
     counts: Optional[Sequence[int]] = None, duration: Optional[float] = None, programs: str = "core",
+    program_split: bool = False, degrade: bool = False, name: str = "instruments",
 ) -> dict[str, list[Utt]]:  # fmt: skip
     """Render the multi-class ``instruments`` corpus; returns the utterances of each split.
 
     ``counts`` (clips per class for train, valid, test) and ``duration`` (seconds)
     override the values of ``size``; ``programs`` is ``"core"`` or ``"all"``.
+    ``program_split``: each split plays its own programs of every family (all eight used,
+    :data:`PROGRAM_SPLIT`), so valid/test instruments are unseen; ``degrade``: random recording
+    channel and 10-30 dB noise per clip; ``name``: prefix of the utterance ids and seed key.
     """
     n_programs(FAMILIES[0], programs)  # checks the value
     counts = counts or SIZES["instruments"][size][0]
@@ -349,10 +374,11 @@ def make_instruments(
         jobs = []
         for fam in FAMILIES:
             for i in range(n_per_class):
-                uttid = f"instruments-{split}-{fam.name}-{i:04d}"
+                uttid = f"{name}-{split}-{fam.name}-{i:04d}"
                 path = os.path.abspath(audio_dir / split / f"{uttid}.wav")
-                key = ("instruments", split, fam.name, i)
-                jobs.append(Job(uttid, path, (fam.name,), key, seed, duration, fs, program=i, programs=programs))
+                key = (name, split, fam.name, i)
+                jobs.append(Job(uttid, path, (fam.name,), key, seed, duration, fs, program=i, programs=programs,
+                                split=split if program_split else None, degrade=degrade))
         out[split] = run_jobs(jobs, nj, make_clip)
     return out
 
@@ -360,11 +386,16 @@ def make_instruments(
 def make_instruments_mix(
     audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000,
     counts: Optional[Sequence[int]] = None, duration: Optional[float] = None, programs: str = "core",
+    program_split: bool = False, degrade: bool = False, name: str = "instruments_mix",
+    parts: Sequence[int] = (1, 2, 3), parts_p: Sequence[float] = (0.35, 0.4, 0.25),
+    level_db: tuple[float, float] = (-8.0, 0.0),
 ) -> dict[str, list[Utt]]:  # fmt: skip
     """Render the multi-label ``instruments_mix`` corpus; returns the utterances of each split.
 
     ``counts`` (clips for train, valid, test) and ``duration`` override ``size``;
-    ``programs`` is ``"core"`` or ``"all"``.
+    ``programs`` is ``"core"`` or ``"all"``. ``program_split``, ``degrade`` and ``name`` as in
+    :func:`make_instruments`; ``parts``/``parts_p``: how many families a clip mixes and with
+    which probabilities; ``level_db``: relative level range of the second and later parts.
     """
     n_programs(FAMILIES[0], programs)  # checks the value
     counts = counts or SIZES["instruments_mix"][size][0]
@@ -374,14 +405,15 @@ def make_instruments_mix(
     for split, n_clips in zip(("train", "valid", "test"), counts):
         jobs = []
         for i in range(n_clips):
-            rng = item_rng(seed, "instruments_mix", split, i, "labels")
+            rng = item_rng(seed, name, split, i, "labels")
             if rng.random() < 0.05:
                 fams: tuple[str, ...] = ()
             else:
-                k = int(rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25]))
+                k = int(rng.choice(list(parts), p=list(parts_p)))
                 fams = tuple(names[j] for j in rng.choice(len(names), size=k, replace=False))
-            uttid = f"instruments_mix-{split}-{i:05d}"
+            uttid = f"{name}-{split}-{i:05d}"
             path = os.path.abspath(audio_dir / split / f"{uttid}.wav")
-            jobs.append(Job(uttid, path, fams, ("instruments_mix", split, i), seed, duration, fs, programs=programs))
+            jobs.append(Job(uttid, path, fams, (name, split, i), seed, duration, fs, programs=programs,
+                            split=split if program_split else None, degrade=degrade, level_db=tuple(level_db)))
         out[split] = run_jobs(jobs, nj, make_clip)
     return out

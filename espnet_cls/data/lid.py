@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 import numpy as np
 import soxr
 
-from espnet_cls.data.common import RESOURCES, Utt, add_noise, item_rng, peak_normalize, run_jobs, write_wav
+from espnet_cls.data.common import RESOURCES, Utt, add_noise, degrade, item_rng, peak_normalize, run_jobs, write_wav
 from espnet_cls.fileio import DataError, read_lines
 
 logger = logging.getLogger("espnet_cls.data")
@@ -167,6 +167,8 @@ class LidJob:
     seed: int
     duration: float
     fs: int
+    degrade: bool = False  # random recording channel and 10-30 dB noise (common.degrade)
+    name: str = "lid"  # seed key
 
 
 def make_clip(job: LidJob) -> Utt:
@@ -198,12 +200,21 @@ def make_clip(job: LidJob) -> Utt:
     return Utt(job.uttid, job.path, (job.lang,))
 
 
-def _render_clip(job: LidJob) -> None:
-    """Synthesise, crop, resample, set loudness, add noise and write one clip."""
-    rng = item_rng(job.seed, "lid", job.split, job.lang, job.index)
+def _draw_voice(job: LidJob) -> tuple[np.random.Generator, str]:
+    rng = item_rng(job.seed, job.name, job.split, job.lang, job.index)
     region = str(rng.choice(voices_for(job.lang, job.split)))
     variant = str(rng.choice(VARIANTS[job.split]))
-    voice = region + (f"+{variant}" if variant else "")
+    return rng, region + (f"+{variant}" if variant else "")
+
+
+def voice_of(job: LidJob) -> str:
+    """The eSpeak NG voice (the speaker, e.g. ``"fr-be+m3"``) that speaks ``job``'s clip."""
+    return _draw_voice(job)[1]
+
+
+def _render_clip(job: LidJob) -> None:
+    """Synthesise, crop, resample, set loudness, add noise and write one clip."""
+    rng, voice = _draw_voice(job)
     text = _sentences(job.lang)[int(rng.choice(list(SENTENCES[job.split])))]
     eng = _engine()
     pcm = eng.synth(text, voice, int(rng.integers(120, 230)), int(rng.integers(20, 81)), int(rng.integers(20, 81)),
@@ -217,7 +228,8 @@ def _render_clip(job: LidJob) -> None:
         pad = n - x.shape[0]
         left = int(rng.integers(0, pad + 1))
         x = np.pad(x, (left, pad - left))
-    audio = add_noise(peak_normalize(x, rng.uniform(-20.0, -3.0)), rng, rng.uniform(20.0, 40.0))
+    x = peak_normalize(x, rng.uniform(-20.0, -3.0))
+    audio = degrade(x, rng, job.fs) if job.degrade else add_noise(x, rng, rng.uniform(20.0, 40.0))
     if float(np.max(np.abs(audio))) > 0.99:
         audio = peak_normalize(audio, -1.0)
     write_wav(job.path, audio, job.fs)
@@ -227,10 +239,14 @@ def _render_clip(job: LidJob) -> None:
 def make_lid(
     audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000,
     counts: Optional[Sequence[int]] = None, duration: Optional[float] = None,
+    degrade: bool = False, name: str = "lid",
 ) -> dict[str, list[Utt]]:  # fmt: skip
     """Synthesise the ``lid`` corpus; returns the utterances of each split.
 
     ``counts`` (clips per language for train, valid, test) and ``duration`` override ``size``.
+    ``degrade``: random recording channel and 10-30 dB noise per clip; ``name``: prefix of the
+    utterance ids and seed key. The speaker of a clip (its eSpeak NG voice, region+variant,
+    :func:`voice_of`) never occurs in another split.
     """
     counts = counts or SIZES[size][0]
     duration = duration or SIZES[size][1]
@@ -239,8 +255,8 @@ def make_lid(
         jobs = []
         for lang in LANGUAGES:
             for i in range(n_per_lang):
-                uttid = f"lid-{split}-{lang}-{i:04d}"
+                uttid = f"{name}-{split}-{lang}-{i:04d}"
                 path = os.path.abspath(audio_dir / split / f"{uttid}.wav")
-                jobs.append(LidJob(uttid, path, lang, split, i, seed, duration, fs))
+                jobs.append(LidJob(uttid, path, lang, split, i, seed, duration, fs, degrade, name))
         out[split] = run_jobs(jobs, nj, make_clip)
     return out

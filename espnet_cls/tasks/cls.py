@@ -31,6 +31,7 @@ import yaml
 from torch import nn
 
 from espnet_cls.contract import DEFAULT_FRONTEND, DEFAULT_NORMALIZE, TokenList
+from espnet_cls.models.augment import Augment
 from espnet_cls.models.cls_model import CLSModel
 from espnet_cls.models.decoder import LinearDecoder
 from espnet_cls.models.encoders import encoder_choices, get_encoder_class
@@ -60,7 +61,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
 }
 
 FRONTEND_CHOICES = {"default": DefaultFrontend}
-SPECAUG_CHOICES = {"specaug": SpecAug}
+SPECAUG_CHOICES = {"specaug": SpecAug, "augment": Augment}
 NORMALIZE_CHOICES = {"global_mvn": GlobalMVN, "utterance_mvn": UtteranceMVN}
 DECODER_CHOICES = {"linear": LinearDecoder}
 MODEL_CONF_KEYS = ("classification_type", "lsm_weight", "mixup_probability", "mixup_alpha", "pcm16_input")

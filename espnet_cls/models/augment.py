@@ -1,0 +1,138 @@
+"""Channel and speaker augmentation on log-mel features, with SpecAugment (``specaug: augment``).
+
+It sits where ESPnet's ``specaug`` sits (after the frontend, before normalization, in training
+mode only) and works on the log-mel energies ``log(power)``, where the usual waveform-level
+augmentations are cheap:
+
+* random gain: ``x + g`` with ``g`` uniform in ``+-gain_db`` dB (a level change);
+* random channel / EQ: ``x + c(f)``, a smooth random curve over the mel bins (two to four
+  cosines), at most ``eq_db`` dB (a microphone, room or codec colouring);
+* additive noise: ``log(exp(x) + n)`` with a noise floor ``snr_db`` (uniform in the range) below
+  the clip's mean energy, its spectrum tilted at random (white to pink-ish);
+* frequency shift: the spectrum moved by up to ``freq_shift`` mel bins (edges repeated), a
+  cheap vocal-tract-length / pitch perturbation (VTLP-like) for unseen speakers and instruments;
+* time shift: a circular shift of each clip inside its valid frames (``time_shift: true``).
+
+Each is applied to a clip with probability ``prob``; then SpecAugment's time warp and masks
+(:class:`espnet_cls.models.specaug.SpecAug`, same option names; all off unless asked). Padded
+frames are never touched, so outputs do not depend on the batch's padding.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from espnet_cls.models.specaug import SpecAug, _range
+from espnet_cls.models.utils import make_pad_mask
+
+DB = math.log(10.0) / 10.0  # 1 dB of power in natural-log units
+
+
+class Augment(nn.Module):
+    """Feature-domain augmentation + optional SpecAugment (training only; the model applies it).
+
+    Args:
+        gain_db: random gain range +-gain_db (0: off).
+        eq_db: largest deviation of the random EQ curve in dB (0: off).
+        snr_db: [low, high] noise floor below the clip's mean energy in dB (null: no noise).
+        freq_shift: largest spectrum shift in mel bins (0: off).
+        time_shift: circular time shift within the clip.
+        prob: probability of each of the above per clip.
+        apply_time_warp, time_warp_window, time_warp_mode, apply_freq_mask, freq_mask_width_range,
+        num_freq_mask, apply_time_mask, time_mask_width_range, time_mask_width_ratio_range,
+        num_time_mask, replace_with_zero: SpecAugment's options (ESPnet names); masks are off by default.
+    """
+
+    def __init__(
+        self,
+        gain_db: float = 0.0,
+        eq_db: float = 0.0,
+        snr_db: Sequence[float] | None = None,
+        freq_shift: int = 0,
+        time_shift: bool = False,
+        prob: float = 0.5,
+        apply_time_warp: bool = False,
+        time_warp_window: int = 5,
+        time_warp_mode: str = "bicubic",
+        apply_freq_mask: bool = False,
+        freq_mask_width_range: Sequence[int] = (0, 20),
+        num_freq_mask: int = 2,
+        apply_time_mask: bool = False,
+        time_mask_width_range: Sequence[int] | None = None,
+        time_mask_width_ratio_range: Sequence[float] | None = None,
+        num_time_mask: int = 2,
+        replace_with_zero: bool = True,
+    ) -> None:
+        super().__init__()
+        if gain_db < 0 or eq_db < 0 or freq_shift < 0:
+            raise ValueError("specaug_conf: gain_db, eq_db and freq_shift must be >= 0")
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"specaug_conf: prob must be in [0, 1], got {prob}")
+        self.gain_db = float(gain_db)
+        self.eq_db = float(eq_db)
+        self.snr_db = _range(snr_db, "snr_db")
+        self.freq_shift = int(freq_shift)
+        self.time_shift = bool(time_shift)
+        self.prob = float(prob)
+        self.specaug = None
+        if apply_time_warp or apply_freq_mask or apply_time_mask:
+            self.specaug = SpecAug(
+                apply_time_warp, time_warp_window, time_warp_mode, apply_freq_mask, freq_mask_width_range,
+                num_freq_mask, apply_time_mask, time_mask_width_range, time_mask_width_ratio_range,
+                num_time_mask, replace_with_zero,
+            )  # fmt: skip
+
+    def _pick(self, b: int, device: torch.device) -> torch.Tensor:
+        return (torch.rand(b, device=device) < self.prob).float()
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, D] log-mel, lengths [B] -> augmented x (same shape; padding kept), lengths."""
+        b, t, d = x.shape
+        dev = x.device
+        valid = (~make_pad_mask(lengths, t)).to(dev).unsqueeze(-1)  # [B, T, 1]
+        y = x
+        if self.snr_db is not None:
+            lo, hi = self.snr_db
+            snr = lo + (hi - lo) * torch.rand(b, 1, 1, device=dev)
+            n = valid.sum(dim=(1, 2), keepdim=True).clamp(min=1)
+            mean_energy = (y.exp() * valid).sum(dim=(1, 2), keepdim=True) / (n * d)
+            tilt = torch.rand(b, 1, 1, device=dev) * torch.linspace(0.0, -15.0 * DB, d, device=dev).view(1, 1, d)
+            floor = torch.log(mean_energy.clamp(min=1e-10)) - snr * DB + tilt
+            noise = floor + torch.randn(b, t, d, device=dev) * 0.5  # log-energy of a noisy floor
+            noisy = torch.logaddexp(y, noise)
+            y = torch.where(self._pick(b, dev).view(b, 1, 1) > 0, noisy, y)
+        offset = torch.zeros(b, 1, d, device=dev)
+        if self.gain_db > 0:
+            g = (torch.rand(b, 1, 1, device=dev) * 2 - 1) * self.gain_db * DB
+            offset = offset + g * self._pick(b, dev).view(b, 1, 1)
+        if self.eq_db > 0:
+            pos = torch.linspace(0.0, math.pi, d, device=dev).view(1, 1, d)
+            curve = torch.zeros(b, 1, d, device=dev)
+            for k in range(1, 5):
+                amp = torch.randn(b, 1, 1, device=dev) / k
+                phase = torch.rand(b, 1, 1, device=dev) * 2 * math.pi
+                curve = curve + amp * torch.cos(k * pos + phase)
+            curve = curve / curve.abs().amax(dim=2, keepdim=True).clamp(min=1e-6)
+            scale = torch.rand(b, 1, 1, device=dev) * self.eq_db * DB
+            offset = offset + curve * scale * self._pick(b, dev).view(b, 1, 1)
+        y = y + offset
+        if self.freq_shift > 0:
+            shifts = torch.randint(-self.freq_shift, self.freq_shift + 1, (b,), device=dev)
+            shifts = shifts * self._pick(b, dev).long()
+            idx = (torch.arange(d, device=dev).view(1, d) - shifts.view(b, 1)).clamp(0, d - 1)  # [B, D]
+            y = torch.gather(y, 2, idx.unsqueeze(1).expand(b, t, d))
+        if self.time_shift:
+            pick = self._pick(b, dev)
+            lens = lengths.to(dev).clamp(min=1)
+            shift = (torch.rand(b, device=dev) * lens.float()).long() * pick.long()
+            src = (torch.arange(t, device=dev).view(1, t) - shift.view(b, 1)) % lens.view(b, 1)  # [B, T]
+            src = torch.where(valid.squeeze(-1), src, torch.arange(t, device=dev).view(1, t).expand(b, t))
+            y = torch.gather(y, 1, src.unsqueeze(-1).expand(b, t, d))
+        y = torch.where(valid, y, x)  # padding untouched
+        if self.specaug is not None:
+            y, lengths = self.specaug(y, lengths)
+        return y, lengths

@@ -1,0 +1,107 @@
+"""Feature-domain augmentation (specaug: augment): shapes, padding, each operation, train/eval use."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from espnet_cls.models.augment import DB, Augment
+from espnet_cls.tasks.cls import build_model
+
+
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    x = torch.randn(4, 40, 16) - 4.0
+    lens = torch.tensor([40, 25, 10, 1])
+    for i, n in enumerate(lens.tolist()):
+        x[i, n:] = 0.0
+    return x, lens
+
+
+def test_identity_when_nothing_is_on():
+    x, lens = batch()
+    y, l2 = Augment(prob=1.0)(x, lens)
+    assert torch.equal(y, x) and torch.equal(l2, lens)
+
+
+def test_padding_untouched_and_shapes_kept():
+    x, lens = batch()
+    aug = Augment(gain_db=6, eq_db=10, snr_db=[5, 30], freq_shift=3, time_shift=True, prob=1.0,
+                  apply_freq_mask=True, freq_mask_width_range=[0, 4], apply_time_mask=True,
+                  time_mask_width_ratio_range=[0, 0.2])  # fmt: skip
+    for _ in range(5):
+        y, l2 = aug(x, lens)
+        assert y.shape == x.shape and torch.equal(l2, lens) and torch.isfinite(y).all()
+        for i, n in enumerate(lens.tolist()):
+            assert torch.equal(y[i, n:], x[i, n:])
+        assert not torch.equal(y[0], x[0])
+
+
+def test_gain_is_a_constant_offset_within_range():
+    x, lens = batch()
+    y, _ = Augment(gain_db=6, prob=1.0)(x, lens)
+    for i, n in enumerate(lens.tolist()):
+        d = y[i, :n] - x[i, :n]
+        assert torch.allclose(d, d[0, 0].expand_as(d), atol=1e-5)
+        assert abs(float(d[0, 0])) <= 6 * DB + 1e-6
+
+
+def test_eq_is_a_smooth_curve_over_frequency_same_for_all_frames():
+    x, lens = batch()
+    y, _ = Augment(eq_db=10, prob=1.0)(x, lens)
+    d = y[0] - x[0]
+    assert torch.allclose(d, d[0].expand_as(d), atol=1e-5)  # same for every frame
+    assert float(d.abs().max()) <= 10 * DB + 1e-5 and float(d.abs().max()) > 0
+    assert float((d[0, 1:] - d[0, :-1]).abs().max()) < 0.5 * 10 * DB  # smooth
+
+
+def test_noise_only_raises_energy():
+    x, lens = batch()
+    y, _ = Augment(snr_db=[0, 0], prob=1.0)(x, lens)
+    assert bool((y[0] >= x[0] - 1e-5).all())  # log(exp(x) + n) >= x
+    assert float((y[0] - x[0]).mean()) > 0.05
+
+
+def test_freq_shift_moves_the_spectrum():
+    x = torch.zeros(1, 5, 16)
+    x[0, :, 8] = 1.0
+    ys = {int(Augment(freq_shift=2, prob=1.0)(x, torch.tensor([5]))[0][0, 0].argmax()) for _ in range(60)}
+    assert ys <= {6, 7, 8, 9, 10} and len(ys) >= 3
+
+
+def test_time_shift_permutes_valid_frames_only():
+    x, lens = batch()
+    y, _ = Augment(time_shift=True, prob=1.0)(x, lens)
+    for i, n in enumerate(lens.tolist()):
+        a = sorted(map(tuple, x[i, :n].tolist()))
+        b = sorted(map(tuple, y[i, :n].tolist()))
+        assert a == b  # same frames, circularly shifted
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="gain_db"):
+        Augment(gain_db=-1)
+    with pytest.raises(ValueError, match="prob"):
+        Augment(prob=2)
+    with pytest.raises(ValueError, match="snr_db"):
+        Augment(snr_db=[30, 5])
+
+
+def test_model_uses_it_in_training_only():
+    cfg = {"token_list": ["a", "b", "<blank>", "<unk>"], "frontend_conf": {"n_fft": 256, "hop_length": 160, "n_mels": 32},
+           "normalize": None, "encoder": "cnn", "encoder_conf": {"channels": [8, 16], "convs_per_block": 2},
+           "specaug": "augment", "specaug_conf": {"gain_db": 6, "eq_db": 6, "prob": 1.0}}  # fmt: skip
+    model = build_model(cfg)
+    assert isinstance(model.specaug, Augment)
+    speech = torch.randn(2, 4000)
+    lens = torch.tensor([4000, 3000])
+    model.eval()
+    with torch.no_grad():
+        p1, p2 = model.predict_proba(speech, lens), model.predict_proba(speech, lens)
+    assert torch.equal(p1, p2)
+    model.train()
+    loss, stats, _ = model(speech, lens, torch.tensor([[0], [1]]))
+    loss.backward()
+    assert math.isfinite(float(loss.detach())) and "acc" in stats
