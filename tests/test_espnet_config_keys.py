@@ -225,6 +225,11 @@ def test_espnet_style_config_trains_and_writes_epoch_map_models(ml_corpus, capfd
                  "valid.epoch_mAP.ave.pth", "valid.acc.best.pth", "valid.mAP.best.pth"):
         assert (out / name).exists(), name
     assert not (out / "valid.epoch_mAP.ave_2best.pth").exists()  # keep_nbest_models 5 > 2 epochs
+    assert (out / "latest.pth").resolve() == (out / "2epoch.pth").resolve()
+    from espnet_cls.tasks.cls import load_model
+
+    model, _ = load_model(out / "config.yaml", out / "valid.epoch_mAP.ave_1best.pth")  # stage 7's --inference_model
+    assert model.classification_type == "multi-label"
     # the log line as train.log holds it, after the "(trainer:N) INFO: " prefix
     lines = [ln.split(" INFO: ", 1)[1] for ln in err.splitlines() if "epoch results:" in ln]
     assert len(lines) == 2
@@ -287,3 +292,22 @@ def test_lightning_best_model_criterion_adds_criteria():
     assert lightning_criteria({"lightning_conf": {}}) == []
     with pytest.raises(DataError, match="lightning_conf.best_model_criterion"):
         lightning_criteria({"lightning_conf": {"best_model_criterion": [["epoch_mAP", "max", 1]]}})
+
+
+@pytest.mark.parametrize("patience,stops_after", [(0, 4), (1, 5), (2, 6), (5, None)])
+def test_patience_is_espnets_rule(patience, stops_after):
+    """ESPnet stops when epoch - best_epoch > patience (strictly)."""
+    from types import SimpleNamespace
+
+    from espnet_cls.train.trainer import Trainer
+
+    losses = [0.9, 0.8, 0.7, 0.75, 0.76, 0.77, 0.78]  # best at epoch 3
+    t = SimpleNamespace(config={"patience": patience, "early_stopping_criterion": ["valid", "loss", "min"]},
+                        history=[])
+    stopped = None
+    for e, v in enumerate(losses, 1):
+        t.history.append({"epoch": e, "valid": {"loss": v}})
+        if Trainer._early_stop(t):
+            stopped = e
+            break
+    assert stopped == stops_after

@@ -7,6 +7,7 @@
 * ``{N}epoch.pth`` — each epoch's weights (only the n-best of each criterion are kept);
 * ``checkpoint.pth`` — everything needed to resume (model, optimizer, scheduler, scaler,
   RNG states, history, epoch), loadable with ``torch.load(weights_only=True)``;
+* ``latest.pth`` → the last epoch's file (ESPnet);
 * ``valid.<metric>.best.pth`` links, ``valid.<metric>.ave_<n>best.pth`` averages and the
   ``valid.<metric>.ave.pth`` link, after the last epoch;
 * ``train_history.json`` and ``images/*.png``; TensorBoard logs in ``tensorboard/`` if installed.
@@ -39,6 +40,7 @@ from espnet_cls.train.checkpoint import (
     atomic_torch_save,
     freeze_parameters,
     get_rng_state,
+    link_or_copy,
     load_init_param,
     safe_load,
     set_rng_state,
@@ -520,7 +522,7 @@ class Trainer:
         if not order:
             return False
         best, last = order[0], self.history[-1]["epoch"]
-        if last - best >= int(patience):
+        if last - best > int(patience):  # ESPnet's Reporter.check_early_stopping: strictly more than patience
             logger.info("early stopping: %s.%s has not improved for %d epoch(s) (best epoch %d)", phase, metric,
                         last - best, best)
             return True
@@ -549,6 +551,7 @@ class Trainer:
             self.history.append(entry)
             if self.info.is_main:
                 atomic_torch_save(self.model.state_dict(), self.out / epoch_file(epoch))
+                link_or_copy(epoch_file(epoch), self.out / "latest.pth")  # ESPnet's latest.pth -> {N}epoch.pth
                 update_best_links(self.out, self.history, self.criteria)
                 remove_stale_epochs(self.out, self.history, self.criteria, c.get("keep_nbest_models", 10), epoch)
                 self._save_checkpoint(epoch)
