@@ -1,13 +1,14 @@
 """espnet_cls: an ESPnet-style recipe for audio classification."""
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
     name="espnet_cls",
     version="0.1.0",
     description="ESPnet-style audio classification recipe (cls1): multi-class and multi-label",
-    packages=find_packages(include=["espnet_cls", "espnet_cls.*"]),
+    # namespace packages too: espnet_cls/data/resources (the LID demo's texts) has no __init__.py
+    packages=find_namespace_packages(include=["espnet_cls", "espnet_cls.*"], exclude=["*.__pycache__"]),
     include_package_data=True,
-    package_data={"espnet_cls": ["data/resources/*", "data/resources/**/*"]},
+    package_data={"espnet_cls.data.resources": ["README", "lid/*.txt"], "espnet_cls.data.resources.lid": ["*.txt"]},
     python_requires=">=3.9",
     # Loose ranges: a GPU user brings their own torch. tools/install.sh pins exact versions.
     install_requires=[

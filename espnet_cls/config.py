@@ -124,7 +124,7 @@ _FALLBACK_MODEL_DEFAULTS: dict[str, Any] = {
     "normalize_conf": {},
     "preencoder": None,
     "preencoder_conf": {},
-    "encoder": "cnn",
+    "encoder": "transformer",
     "encoder_conf": {},
     "decoder": "linear",
     "decoder_conf": {},

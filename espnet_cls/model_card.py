@@ -84,41 +84,9 @@ def metrics_from_json(obj: Any) -> dict[str, float]:
     return out
 
 
-def metrics_from_results_md(text: str) -> dict[str, dict[str, float]]:
-    """``{set: {column: value}}`` from the ``|Split|…|`` tables of a RESULTS.md.
-
-    Values are returned as fractions: ``87.5%`` and, for metrics bounded by 1 (all but
-    d′), plain numbers above 1 (``make_results`` writes ×100) are divided by 100.
-    """
-    out: dict[str, dict[str, float]] = {}
-    header: Optional[list[str]] = None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith("|"):
-            header = None
-            continue
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if cells and cells[0].lower() in ("split", "set", "dataset"):
-            header = cells
-            continue
-        if header is None or all(re.fullmatch(r":?-+:?", c) for c in cells if c):
-            continue
-        row: dict[str, float] = {}
-        for name, cell in zip(header[1:], cells[1:]):
-            m = re.fullmatch(r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(%?)", cell)
-            if m and _norm_key(name) in _METRIC_TYPES:
-                v = float(m.group(1))
-                if m.group(2) or (v > 1.0 and _METRIC_TYPES[_norm_key(name)][0] != "d_prime"):
-                    v /= 100.0
-                row[name] = v
-        if row and cells[0]:
-            name = cells[0][len("cls_"):] if cells[0].startswith("cls_") else cells[0]
-            out.setdefault(name, {}).update(row)
-    return out
-
-
 def collect_metrics(model_dir: PathLike) -> dict[str, dict[str, float]]:
-    """``{set: {metric: value}}`` from ``metrics/<set>.json`` (else from ``RESULTS.md``)."""
+    """``{set: {metric: value}}`` from the ``metrics/<set>.json`` that stage 9 packs (the
+    scorer's own ``scoring/metrics.json``); none: ``{}`` (RESULTS.md is shown as text, never parsed)."""
     model_dir = Path(model_dir)
     out: dict[str, dict[str, float]] = {}
     for mj in sorted((model_dir / "metrics").glob("*.json")):  # metrics/<set>.json written by pack
@@ -129,8 +97,6 @@ def collect_metrics(model_dir: PathLike) -> dict[str, dict[str, float]]:
             continue
         if m:
             out[mj.stem] = m
-    if not out and (model_dir / "RESULTS.md").is_file():
-        out = metrics_from_results_md((model_dir / "RESULTS.md").read_text(encoding="utf-8"))
     return out
 
 

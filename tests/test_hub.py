@@ -22,7 +22,7 @@ import yaml
 from test_pack_support import make_exp, pack_exp, reference_probs, run_py
 
 from espnet_cls.fileio import DataError
-from espnet_cls.model_card import collect_metrics, metrics_from_results_md, render_model_card, split_front_matter
+from espnet_cls.model_card import collect_metrics, metrics_from_json, render_model_card, split_front_matter
 
 torch.set_num_threads(1)
 SECRET = "hf_TESTsecretTOKEN0123456789abcdef"
@@ -216,22 +216,23 @@ def test_download_with_injected_snapshot(packed, tmp_path):
     assert all(torch.equal(sd[k], v) for k, v in ref.items())
 
 
-def test_model_card_parsers():
-    assert metrics_from_results_md("|Split|acc|d_prime|\n|---|---|---|\n|test|87.5%|1.5|\n") == {"test": {"acc": 0.875, "d_prime": 1.5}}
+def test_model_card_metrics_from_json():
+    assert metrics_from_json({"acc": 0.875, "d_prime": 1.5, "n_clips": 8, "per_class": [{"ap": 0.1}]}) == {"acc": 0.875, "d_prime": 1.5}
 
 
-def test_model_card_from_results_md_only(packed, tmp_path):
-    """Without metrics/*.json the card's numbers come from make_results' RESULTS.md (x100, 2 decimals)."""
+def test_model_card_never_parses_results_md(packed, tmp_path):
+    """Numbers come from metrics/*.json only; without them the card has no model-index but
+    still shows RESULTS.md as text."""
     from espnet_cls.pack import unpack
 
     d = tmp_path / "m"
     unpack(packed["zip"], d)
-    shutil.rmtree(d / "metrics")
     got = collect_metrics(d)
     for set_name in ("valid", "test"):
         real = _metrics_json(packed, set_name)
-        assert got[set_name]["acc"] == pytest.approx(real["acc"], abs=6e-5)
-        assert got[set_name]["mAP"] == pytest.approx(real["mAP"], abs=6e-5)
-    front, _ = split_front_matter(render_model_card(d, "a/b"))
-    assert front["model-index"][0]["results"][0]["metrics"]
+        assert got[set_name]["acc"] == real["acc"] and got[set_name]["mAP"] == real["mAP"]
+    shutil.rmtree(d / "metrics")
+    assert collect_metrics(d) == {}
+    front, body = split_front_matter(render_model_card(d, "a/b"))
+    assert "model-index" not in front and "## Results" in body
     assert "datasets" not in front
