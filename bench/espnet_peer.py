@@ -353,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inference_nj", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2, help="compute rows: best of this many passes")
     ap.add_argument("--batch_sizes", default="1,16", help="ours, compute rows: batch sizes to time")
-    ap.add_argument("--ours_train_args", default="", help="extra cls_train arguments for ours (e.g. tuning)")
+    ap.add_argument("--ours_train_args", default=f"--num_threads {min(2, os.cpu_count() or 1)}",
+                    help="extra cls_train arguments for ours (default: --num_threads = up to 2 cores: our trainer's "
+                         "option to use the machine's cores under OMP_NUM_THREADS=1; ESPnet has none)")
     ap.add_argument("--ours_inference_args", default="", help="extra cls_inference arguments for ours")
     ap.add_argument("--stages", default="5,6,7", help="subset of 5,6,7 (7 needs a trained workdir)")
     ap.add_argument("--verbose", action="store_true")
@@ -396,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(transformer 2 x 128, conv2d, 64 mels, utterance MVN), {args.epochs} epoch(s)")
         print(f"ESPnet: {espy}; ours: {args.python}; OMP_NUM_THREADS=1, nj={args.nj}, inference_nj={args.inference_nj}; "
               f"machine {os.cpu_count()} CPUs")
+        print(f"ours: cls_train {args.ours_train_args or '(no extra arguments)'}; "
+              f"cls_inference {args.ours_inference_args or '(defaults)'}")
         # token lists (stage 4, untimed), each toolkit its own tool
         for tk in (es, us):
             tk.mkdir(parents=True, exist_ok=True)

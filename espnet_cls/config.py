@@ -83,6 +83,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     # misc
     "seed": 0,
     "ngpu": 0,
+    "num_threads": 0,  # CPU training: torch intra-op threads (0: torch's default, i.e. OMP_NUM_THREADS)
     "log_level": "INFO",
     "detect_anomaly": False,
     "cudnn_benchmark": False,

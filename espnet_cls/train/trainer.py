@@ -287,6 +287,9 @@ class Trainer:
             with atomic_write(self.out / "config.yaml") as f:
                 f.write(dump_yaml(saved_config(c)))
         set_all_random_seed(self.seed)
+        if int(c.get("num_threads") or 0) > 0 and not self.use_cuda:
+            # path.sh exports OMP_NUM_THREADS=1 for the many-job stages; one training process may use more cores
+            torch.set_num_threads(int(c["num_threads"]))
         if self.use_cuda:
             torch.backends.cudnn.benchmark = bool(c.get("cudnn_benchmark"))
             torch.backends.cudnn.deterministic = bool(c.get("cudnn_deterministic", True))
