@@ -135,7 +135,10 @@ def test_utils_through_espnet_symlinks_with_bare_system_python(tmp_path, repo_ro
     recipe = tmp_path / "egs2" / "x" / "cls1"
     recipe.mkdir(parents=True)
     (recipe / "utils").symlink_to("../../TEMPLATE/asr1/utils")
-    make_dir(recipe / "data" / "train")
+    train = make_dir(recipe / "data" / "train")
+    for u in ("u1", "u2", "u3"):
+        write_wav(recipe / f"{u}.wav", 8000, 4000)
+    (train / "wav.scp").write_text("".join(f"{u} {recipe / u}.wav\n" for u in ("u1", "u2", "u3")))
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(tmp_path)}
     probe = subprocess.run(["python3", "-c", "import espnet_cls"], env=env, cwd=tmp_path, capture_output=True)
     assert probe.returncode != 0  # the bare python really does not see our package
@@ -143,7 +146,12 @@ def test_utils_through_espnet_symlinks_with_bare_system_python(tmp_path, repo_ro
         ["utils/validate_data_dir.sh", "--no-feats", "data/train"],
         ["utils/fix_data_dir.sh", "data/train"],
         ["utils/copy_data_dir.sh", "data/train", "data/copy"],
-        ["utils/run.pl", "JOB=1:2", "log/x.JOB.log", "utils/filter_scp.pl", "data/train/utt2spk", "data/train/text"],
+        ["utils/combine_data.sh", "data/comb", "data/train", "data/copy"],
+        ["utils/subset_data_dir.sh", "--first", "data/train", "2", "data/sub"],
+        ["utils/split_data.sh", "data/train", "2"],
+        ["utils/data/get_utt2dur.sh", "data/train"],
+        ["utils/run.pl", "JOB=1:2", "log/x.JOB.log", "utils/filter_scp.pl", "data/train/split2/JOB/utt2spk",
+         "data/train/text"],
         ["bash", "-c", "utils/utt2spk_to_spk2utt.pl data/train/utt2spk | utils/spk2utt_to_utt2spk.pl | "
          "utils/apply_map.pl -f 2 data/train/utt2spk | utils/shuffle_list.pl | utils/split_scp.pl - log/a log/b"],
     ]  # fmt: skip
@@ -151,3 +159,42 @@ def test_utils_through_espnet_symlinks_with_bare_system_python(tmp_path, repo_ro
         p = subprocess.run(cmd, env=env, cwd=recipe, capture_output=True, text=True)
         assert p.returncode == 0, (cmd, p.stdout, p.stderr)
         assert "No module named" not in p.stderr
+    assert (train / "utt2dur").read_text() == "u1 0.5\nu2 0.5\nu3 0.5\n"
+    assert (recipe / "log" / "x.2.log").read_text().count("dog") == 1
+
+
+def write_wav(path: Path, rate: int, n: int, channels: int = 1) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\0\0" * n * channels)
+
+
+def test_get_utt2dur_reads_wav_headers_and_pipes(tmp_path, shell_env, repo_root):
+    g = str(repo_root / "utils" / "data" / "get_utt2dur.sh")
+    d = make_dir(tmp_path / "d")
+    write_wav(tmp_path / "a.wav", 16000, 24000)
+    write_wav(tmp_path / "b.wav", 8000, 2000, channels=2)
+    (d / "wav.scp").write_text(f"u1 {tmp_path}/a.wav\nu2 cat {tmp_path}/b.wav |\nu3 sox-free {tmp_path}/a.wav\n")
+    p = run([g, str(d)], shell_env)  # u3: the command does not exist
+    assert p.returncode == 1 and "line 3" in p.stderr and not (d / "utt2dur").exists()
+    (d / "wav.scp").write_text(f"u1 {tmp_path}/a.wav\nu2 cat {tmp_path}/b.wav |\nu3 {tmp_path}/b.wav\n")
+    p = run([g, str(d)], shell_env)
+    assert p.returncode == 0, p.stderr
+    assert (d / "utt2dur").read_text() == "u1 1.5\nu2 0.25\nu3 0.25\n"
+    p = run([g, str(d)], shell_env)
+    assert "already exists with the expected length" in p.stdout
+    sf = pytest.importorskip("soundfile")
+    import numpy as np
+
+    sf.write(str(tmp_path / "c.flac"), np.zeros(4000, dtype="int16"), 16000)
+    (d / "wav.scp").write_text(f"u1 {tmp_path}/c.flac\nu2 {tmp_path}/a.wav\nu3 {tmp_path}/b.wav\n")
+    (d / "utt2dur").unlink()
+    p = run([g, str(d)], shell_env)
+    assert p.returncode == 0, p.stderr
+    assert (d / "utt2dur").read_text() == "u1 0.25\nu2 1.5\nu3 0.25\n"
+    p = run([str(repo_root / "utils" / "data" / "get_reco2dur.sh"), str(d)], shell_env)
+    assert p.returncode == 0 and (d / "reco2dur").read_text() == (d / "utt2dur").read_text()

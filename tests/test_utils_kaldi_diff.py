@@ -52,7 +52,7 @@ SEG = {
 }
 
 
-def dd(base: Dict[str, str] = BASE, **over: Optional[str]) -> Dict[str, str]:
+def dd(base: Dict[str, str] = BASE, _dir: str = "d", **over: Optional[str]) -> Dict[str, str]:
     """Files of data dir ``d``: ``base`` with some files replaced (None deletes; ``wav_scp`` = wav.scp)."""
     files = dict(base)
     for k, v in over.items():
@@ -61,7 +61,23 @@ def dd(base: Dict[str, str] = BASE, **over: Optional[str]) -> Dict[str, str]:
             files.pop(k, None)
         else:
             files[k] = v
-    return {f"d/{k}": v for k, v in files.items()}
+    return {f"{_dir}/{k}": v for k, v in files.items()}
+
+
+E = {  # a second data dir, e/
+    "utt2spk": "c1 c\nc2 c\n",
+    "spk2utt": "c c1 c2\n",
+    "text": "c1 bird\nc2 dog\n",
+    "wav.scp": "c1 /x/c1.wav\nc2 /x/c2.wav\n",
+}
+FIVE = {
+    "utt2spk": "a1 a\na2 a\na3 a\nb1 b\nc1 c\n",
+    "spk2utt": "a a1 a2 a3\nb b1\nc c1\n",
+    "text": "a1 x\na2 y\na3 z\nb1 x\nc1 y\n",
+    "wav.scp": "a1 /a1.wav\na2 /a2.wav\na3 /a3.wav\nb1 /b1.wav\nc1 /c1.wav\n",
+    "spk2gender": "a m\nb f\nc m\n",
+    "utt2dur": "a1 3\na2 1.5\na3 2\nb1 0.5\nc1 9\n",
+}
 
 
 @dataclass
@@ -344,6 +360,74 @@ CASES: List[Case] = [
     Case("c_validate_opts", "utils/copy_data_dir.sh --validate-opts --non-print d e", dd(text="a1 do\x01g\na2 cat\nb1 dog\n"), "rc"),
 ]
 
+CASES += [
+    # ---- combine_data.sh
+    Case("cb_basic", "utils/combine_data.sh out d e", {**dd(), **dd(E, _dir="e")}, "dir", outdirs=["out"]),
+    Case("cb_text_not_everywhere", "utils/combine_data.sh out d e", {**dd(), **dd(E, _dir="e", text=None)}, "dir", outdirs=["out"]),
+    Case("cb_utt2uniq_one_side", "utils/combine_data.sh out d e", {**dd(utt2uniq="a1 a1\na2 a1\nb1 b1\n"), **dd(E, _dir="e")}, "dir", outdirs=["out"]),
+    Case(
+        "cb_segments_one_side",
+        "utils/combine_data.sh out d e",
+        {**dd(SEG), **dd(E, _dir="e", utt2dur="c1 1.5\nc2 2\n")},
+        "dir",
+        outdirs=["out"],
+    ),
+    Case(
+        "cb_extra_files",
+        "utils/combine_data.sh --extra-files 'utt2category utt2uniq' out d e",
+        {**dd(utt2category="a1 x\na2 y\nb1 z\n"), **dd(E, _dir="e", utt2category="c1 x\nc2 y\n")},
+        "dir",
+        outdirs=["out"],
+    ),
+    Case("cb_skip_fix", "utils/combine_data.sh --skip-fix true out d e", {**dd(), **dd(E, _dir="e", text="c2 dog\n")}, "dir", outdirs=["out"]),
+    Case("cb_fix_drops", "utils/combine_data.sh out d e", {**dd(), **dd(E, _dir="e", text="c2 dog\n")}, "dir", outdirs=["out"]),
+    Case("cb_same_ids_twice", "utils/combine_data.sh out d d2", {**dd(), **dd(_dir="d2", text="a1 other\na2 cat\nb1 dog\n")}, "dir", outdirs=["out"]),
+    Case("cb_no_utt2spk", "utils/combine_data.sh out d e", {**dd(), **dd(E, _dir="e", utt2spk=None)}, "rc"),
+    Case("cb_usage", "utils/combine_data.sh out", {}, "rc"),
+    Case("cb_replaces_dest", "utils/combine_data.sh out d", {**dd(), "out/junk": "x\n"}, "dir", outdirs=["out"]),
+    # ---- subset_data_dir.sh
+    Case("ss_first", "utils/subset_data_dir.sh --first d 2 out", dd(FIVE), "dir", outdirs=["out"]),
+    Case("ss_last", "utils/subset_data_dir.sh --last d 2 out", dd(FIVE), "dir", outdirs=["out"]),
+    Case("ss_default", "utils/subset_data_dir.sh d 3 out", dd(FIVE), "dir", outdirs=["out"]),
+    Case("ss_speakers", "utils/subset_data_dir.sh --speakers d 2 out", dd(FIVE), "dir", outdirs=["out"]),
+    Case("ss_per_spk", "utils/subset_data_dir.sh --per-spk d 2 out", dd(FIVE), "dir", outdirs=["out"]),
+    Case("ss_utt_list", "utils/subset_data_dir.sh --utt-list l d out", {**dd(FIVE), "l": "b1\na2 x\n"}, "dir", outdirs=["out"]),
+    Case("ss_spk_list", "utils/subset_data_dir.sh --spk-list l d out", {**dd(FIVE), "l": "c\na\n"}, "dir", outdirs=["out"]),
+    Case("ss_shortest", "utils/subset_data_dir.sh --shortest d 2 out", dd(FIVE, feats_scp="a1 f:1\na2 f:2\na3 f:3\nb1 f:4\nc1 f:5\n", utt2num_frames="a1 30\na2 10\na3 10\nb1 200\nc1 5\n"), "dir", outdirs=["out"]),
+    Case("ss_shortest_no_feats", "utils/subset_data_dir.sh --shortest d 2 out", dd(FIVE), "rc"),
+    Case("ss_segments", "utils/subset_data_dir.sh --first d 2 out", dd(SEG, reco2dur="ra 3\nrb 2\n"), "dir", outdirs=["out"]),
+    Case("ss_too_many", "utils/subset_data_dir.sh d 9 out", dd(FIVE), "rc"),
+    Case("ss_invalid_option", "utils/subset_data_dir.sh --bogus d 2 out", dd(FIVE), "rc"),
+    Case("ss_usage", "utils/subset_data_dir.sh d out", dd(FIVE), "rc"),
+    Case("ss_no_utt2spk", "utils/subset_data_dir.sh d 1 out", dd(FIVE, utt2spk=None), "rc"),
+    # ---- split_data.sh
+    Case("sd_per_spk", "utils/split_data.sh d 2", dd(FIVE), "dir"),
+    Case("sd_per_utt", "utils/split_data.sh --per-utt d 2", dd(FIVE), "dir"),
+    Case("sd_data_path", "utils/data/split_data.sh d 3", dd(FIVE, cmvn_scp="a c:1\nb c:2\nc c:3\n"), "dir"),
+    Case("sd_segments", "utils/split_data.sh --per-utt d 2", dd(SEG, reco2file_and_channel="ra fa A\nrb fb A\n"), "dir"),
+    Case("sd_too_many_speakers", "utils/split_data.sh d 4", dd(FIVE), "rc"),
+    Case("sd_invalid_num", "utils/split_data.sh d x", dd(FIVE), "rc"),
+    Case("sd_usage", "utils/split_data.sh d", dd(FIVE), "rc"),
+    # ---- utils/data/get_utt2dur.sh, get_reco2dur.sh, get_segments_for_data.sh
+    Case("gu_segments", "utils/data/get_utt2dur.sh d", dd(SEG, segments="a1 ra 0.0 1.5\na2 ra 1.5 3.25\nb1 rb 0 2\n"), "dir"),
+    Case("gu_frames", "utils/data/get_utt2dur.sh d", dd(frame_shift="0.01\n", utt2num_frames="a1 100\na2 250\nb1 7\n"), "dir"),
+    Case("gu_already", "utils/data/get_utt2dur.sh d", dd(utt2dur="a1 1\na2 2\nb1 3\n"), "dir"),
+    Case("gu_nothing", "utils/data/get_utt2dur.sh d", dd(wav_scp=None), "rc"),
+    Case("gu_usage", "utils/data/get_utt2dur.sh", {}, "rc"),
+    Case("gr_copy_utt2dur", "utils/data/get_reco2dur.sh d", dd(utt2dur="a1 1\na2 2\nb1 3\n"), "dir"),
+    Case("gr_already", "utils/data/get_reco2dur.sh d", dd(SEG, reco2dur="ra 3\nrb 2\n"), "dir"),
+    Case("gs_from_utt2dur", "utils/data/get_segments_for_data.sh d", dd(utt2dur="a1 1\na2 2.5\nb1 3\n"), "stdout"),
+    Case("gs_from_frames", "utils/data/get_segments_for_data.sh d", dd(frame_shift="0.01\n", utt2num_frames="a1 100\na2 250\nb1 7\n"), "stdout"),
+    # ---- subset_scp.pl
+    Case("sc_default", "utils/subset_scp.pl 3 in", {"in": "".join(f"u{i} x\n" for i in range(10))}, "stdout"),
+    Case("sc_default_7", "utils/subset_scp.pl 7 in", {"in": "".join(f"u{i} x\n" for i in range(11))}, "stdout"),
+    Case("sc_first", "utils/subset_scp.pl --first 2 in", {"in": "a\nb\nc\n"}, "stdout"),
+    Case("sc_last", "utils/subset_scp.pl --last 2 in", {"in": "a\nb\nc\n"}, "stdout"),
+    Case("sc_too_many", "utils/subset_scp.pl 5 in", {"in": "a\nb\n"}, "stdout"),
+    Case("sc_quiet", "utils/subset_scp.pl --quiet 5 in", {"in": "a\nb\n"}, "stdout"),
+    Case("sc_zero", "utils/subset_scp.pl 0 in", {"in": "a\nb\n"}, "stdout"),
+]
+
 # Cases where we differ from Kaldi on purpose: id -> (our exit status, reason; docs/espnet_compat.md says the same).
 DELIBERATE: Dict[str, tuple] = {
     "v_utt2spk_3_fields": (1, "Kaldi prints 'utt2spk has wrong format' but exits 0 (a bare `exit`); we exit 1"),
@@ -373,7 +457,7 @@ def run_case(case: Case, utils_dir: Path, work: Path, kaldi: bool) -> dict:
         p = work / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(_enc(text))
-    path = "/usr/bin:/bin"
+    path = f"{work / 'utils'}:/usr/bin:/bin"  # as a recipe's path.sh does (combine_data.sh sources parse_options.sh)
     if kaldi:  # Kaldi's validate_data_dir.sh looks for a UTF-8 locale named "C.UTF-8" in `locale -a`
         shim = work.parent / "shim"
         shim.mkdir(exist_ok=True)
@@ -386,7 +470,7 @@ def run_case(case: Case, utils_dir: Path, work: Path, kaldi: bool) -> dict:
     )
     out = {"rc": p.returncode}
     if case.kind in ("stdout", "dir"):
-        out["stdout"] = _dec(p.stdout) if case.kind == "stdout" else None
+        out["stdout"] = _dec(p.stdout) if case.kind == "stdout" else None  # noqa: E501
     if case.kind == "dir":
         files = {}
         for d in case.outdirs:

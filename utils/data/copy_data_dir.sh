@@ -1,0 +1,1 @@
+../copy_data_dir.sh
