@@ -44,6 +44,7 @@ dumpdir=dump             # Directory to dump features (stage 2).
 expdir=exp               # Directory to save experiments.
 python=python3           # Specify python to execute espnet_cls commands.
 use_lightning=false      # Accepted for ESPnet compatibility and ignored: our trainer does both task types.
+lock_wait=false          # If another run writes the same dump/stats/exp dir: wait for it (true) or refuse at once (false).
 
 # ==== Data preparation options ====
 local_data_opts=         # Options passed to local/data.sh: local/data.sh ${datadir} ${local_data_opts}.
@@ -195,6 +196,32 @@ for _dset in ${eval_sets}; do
     case " ${dump_sets} " in *" ${_dset} "*) ;; *) dump_sets+=" ${_dset}" ;; esac
 done
 
+# One writer per directory (espnet_cls/lock.py): a stage that writes the dump, stats or exp
+# dir first takes its lock; a second run on the same dir refuses at once naming the holder
+# (or waits: --lock_wait true). The lock is held on a descriptor of this shell until it
+# exits; a clean exit clears the holder note (a kill -9 leaves a note, reported as stale).
+_lock_files=()
+lock_dir() {
+    local _fd _f
+    for _f in "${_lock_files[@]}"; do
+        [ "${_f}" = "$1/.lock" ] && return 0
+    done
+    mkdir -p "$1"
+    exec {_fd}>>"$1/.lock"
+    if ! ${python} -m espnet_cls.bin.lock --fd "${_fd}" --pid $$ --wait "${lock_wait}" \
+        --command "${run_args}" --log_level WARNING "$1"; then
+        exit 1
+    fi
+    _lock_files+=("$1/.lock")
+}
+release_locks() {
+    local _f
+    for _f in "${_lock_files[@]}"; do
+        : > "${_f}"
+    done
+}
+trap release_locks EXIT
+
 # Fail with a clear message when a stage's Python worker is not there (yet)
 need_worker() {
     if ! ${python} -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)' "$1" 2>/dev/null; then
@@ -212,6 +239,7 @@ run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 if ! "${skip_data_prep}"; then
     if run_stage 1; then
         stage_begin 1 "Data preparation: local/data.sh ${datadir} ${local_data_opts}"
+        lock_dir "${dumpdir}"
         # shellcheck disable=SC2086
         local/data.sh "${datadir}" ${local_data_opts}
         stage_end 1
@@ -220,18 +248,18 @@ if ! "${skip_data_prep}"; then
     if run_stage 2; then
         stage_begin 2 "Format wav.scp: ${datadir}/ -> ${dumpdir}/"
         need_worker espnet_cls.bin.format_wav_scp 2
+        lock_dir "${dumpdir}"
         for dset in ${dump_sets}; do
-            utils/copy_data_dir.sh --validate_opts --non-print "${datadir}/${dset}" "${dumpdir}/${dset}"
-            rm -f "${dumpdir}/${dset}"/{segments,wav.scp,reco2file_and_channel,utt2num_samples}
             _opts=
             if [ -e "${datadir}/${dset}/segments" ]; then
                 _opts="--segments ${datadir}/${dset}/segments"
             fi
+            # validates the source data dir first (nothing is written when it is bad), then
+            # dumps the audio and copies its tables, sorted (see espnet_cls/dump.py)
             # shellcheck disable=SC2086
             scripts/audio/format_wav_scp.sh --nj "${nj}" --cmd "${train_cmd}" \
-                --audio-format "${audio_format}" --fs "${fs}" ${_opts} \
+                --audio-format "${audio_format}" --fs "${fs}" --copy-data-dir true ${_opts} \
                 "${datadir}/${dset}/wav.scp" "${dumpdir}/${dset}"
-            echo raw > "${dumpdir}/${dset}/feats_type"
         done
         stage_end 2
     fi
@@ -239,6 +267,7 @@ if ! "${skip_data_prep}"; then
     if run_stage 3; then
         stage_begin 3 "Remove short/long utterances and empty text: train and valid sets"
         need_worker espnet_cls.bin.filter_data 3
+        lock_dir "${dumpdir}"
         for dset in "${train_set}" "${valid_set}"; do
             _opts=
             [ -n "${max_wav_duration}" ] && _opts="--max_wav_duration ${max_wav_duration}"
@@ -252,13 +281,14 @@ if ! "${skip_data_prep}"; then
     if run_stage 4; then
         stage_begin 4 "Token list: ${text_classes} -> ${token_list}"
         need_worker espnet_cls.bin.make_token_list 4
+        lock_dir "${dumpdir}"
         _check=
         for dset in ${eval_sets}; do
             _check+=" ${dumpdir}/${dset}/text"
         done
         # shellcheck disable=SC2086
         ${python} -m espnet_cls.bin.make_token_list --input "${text_classes}" --output "${token_list}" \
-            --check ${_check}
+            --cls_config "${cls_config}" --classification_type "${classification_type}" --check ${_check}
         stage_end 4
     fi
 else
@@ -283,6 +313,7 @@ if ! "${skip_train}"; then
         stage_begin 5 "Collect stats: ${_train_dir} -> ${cls_stats_dir}"
         need_worker espnet_cls.bin.cls_train 5
         need_worker espnet_cls.bin.aggregate_stats_dirs 5
+        lock_dir "${cls_stats_dir}"
         _logdir="${cls_stats_dir}/logdir"
         mkdir -p "${_logdir}"
         _nj=$(min "${nj}" "$(wc -l < "${_train_dir}/wav.scp")" "$(wc -l < "${_valid_dir}/wav.scp")")
@@ -327,6 +358,7 @@ if ! "${skip_train}"; then
         stage_begin 6 "Training: ${cls_exp}"
         need_worker espnet_cls.bin.launch 6
         need_worker espnet_cls.bin.cls_train 6
+        lock_dir "${cls_exp}"
         _opts="${_common_opts}"
         if [ "${frontend}" = none ]; then
             [ "${feats_normalize}" != none ] && \
@@ -397,6 +429,7 @@ if ! "${skip_eval}"; then
     if run_stage 7; then
         stage_begin 7 "Inference: ${cls_exp}/${inference_model} on ${eval_sets}"
         need_worker espnet_cls.bin.cls_inference 7
+        lock_dir "${cls_exp}"
         if "${gpu_inference}"; then
             _cmd="${cuda_cmd}"
             _ngpu=1
@@ -451,6 +484,7 @@ if ! "${skip_eval}"; then
         need_worker espnet_cls.scoring 8
         need_worker espnet_cls.bin.make_results 8
         need_worker espnet_cls.bin.report 8
+        lock_dir "${cls_exp}"
         for dset in ${eval_sets}; do
             _data="${dumpdir}/${dset}"
             _dir="${cls_exp}/cls_${dset}"
@@ -478,6 +512,7 @@ if ! "${skip_upload}" || ! "${skip_packing}"; then
     if run_stage 9; then
         stage_begin 9 "Pack model: ${packed_model}"
         need_worker espnet_cls.bin.pack 9
+        lock_dir "${cls_exp}"
         _opts=
         if [ "${frontend}" != none ] && [ "${feats_normalize}" = global_mvn ]; then
             _opts+="--option ${cls_stats_dir}/train/feats_stats.npz "

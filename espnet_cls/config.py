@@ -350,21 +350,6 @@ def check_keys(config: dict, valid: Sequence[str], path: Optional[str] = None) -
         )
 
 
-def check_number_types(data: dict, defaults: dict, path: Optional[str] = None) -> None:
-    """A yaml value that must be a number (its default is one) but is text -> :class:`DataError`."""
-    for k, v in data.items():
-        d = defaults.get(k)
-        if isinstance(d, bool) or not isinstance(d, (int, float)) or not isinstance(v, str):
-            continue
-        if v.strip().lower() in ("none", "null"):
-            continue  # ESPnet's int_or_none/float_or_none spellings
-        try:
-            int(v) if isinstance(d, int) else float(v)
-        except ValueError:
-            kind = "an integer" if isinstance(d, int) else "a number"
-            raise DataError(f"{k}: expected {kind}, got {v!r}", path) from None
-
-
 def coerce_yaml_value(key: str, value: Any, default: Any, path: Optional[str] = None) -> Any:
     """A yaml value as ESPnet's ``cls_train`` sees it.
 
@@ -396,7 +381,6 @@ def resolve_config(argv: Optional[Sequence[str]] = None, parser: Optional[argpar
     if ns.config is not None:
         data = load_yaml(ns.config)
         check_keys(data, list(config), ns.config)
-        check_number_types(data, config, ns.config)
         for k, v in data.items():
             config[k] = coerce_yaml_value(k, copy.deepcopy(v), config[k], ns.config)
     for key, kind, value in getattr(ns, "_ops", []):

@@ -166,6 +166,11 @@ def filter_data_dir(
             kind = f.read().strip()
         if kind != "raw":
             raise DataError(f"feats_type is {kind!r}; filtering needs raw audio (stage 2)", ft)
+    from espnet_cls.contract import DumpLayout
+
+    note = DumpLayout(d).check_fs(fs)  # a dump at another rate than --fs: ContractError (file:line)
+    if note:
+        logger.warning("%s", note)
     src = _choose_source(d)
     res = FilterResult(source=src)
     for name in REQUIRED:

@@ -67,3 +67,79 @@ def unknown_labels(token_list: Iterable[str], text: PathLike) -> Counter:
             if w != BLANK and w not in known:
                 unknown[w] += 1
     return unknown
+
+
+def check_labels(text: PathLike, classification_type: str, training: bool = True, limit: int = 10) -> list[str]:
+    """The one label check of stage 4: raise :class:`DataError` (file:line) for a label a
+    ``text`` file cannot mean; return warnings (also logged) for doubtful ones.
+
+    Errors (each names ``text`` and the line; up to ``limit`` are logged, the first raised):
+
+    - a byte that is not UTF-8, a BOM, a CR line end, a duplicate utterance id;
+    - multi-class: more than one label on a line (multi-class takes exactly one; the
+      config says ``model_conf.classification_type: multi-label`` for several), and
+      ``<blank>`` or ``<unk>`` as the label (the clip would teach nothing), and, in the
+      training text, a line without a label;
+    - any type: ``<unk>`` as a label.
+
+    Warnings: labels that differ only in case (``Low`` / ``low``): ESPnet's classes are
+    case-sensitive, so they are two classes; ``<blank>`` beside real labels (multi-label).
+    """
+    from espnet_cls.contract import MULTI_CLASS, UNK, check_classification_type
+    from espnet_cls.datacheck import read_table
+
+    ctype = check_classification_type(classification_type)
+    table = read_table(str(text), allow_empty_value=True, what="utterance id")
+    errors: list[DataError] = []
+    warnings: list[str] = []
+    first_seen: dict[str, int] = {}
+    n_mixed = 0
+    for utt, (value, no) in table.rows.items():
+        words = value.split()
+        if ctype == MULTI_CLASS:
+            if len(words) > 1:
+                errors.append(DataError(
+                    f"utt {utt}: {len(words)} labels ({' '.join(words)}) on one line of a multi-class text: "
+                    "multi-class takes exactly one (for several, set model_conf.classification_type: multi-label)",
+                    text, no,
+                ))  # fmt: skip
+                continue
+            if words and words[0] in SPECIAL_TOKENS:
+                errors.append(DataError(
+                    f"utt {utt}: {words[0]} is not a class: a multi-class clip needs one real label "
+                    "(remove the clip, or use multi-label, where <blank> means 'no class')",
+                    text, no,
+                ))  # fmt: skip
+                continue
+            if not words and training:
+                errors.append(DataError(f"utt {utt}: no label in the training text (multi-class takes exactly one)", text, no))
+                continue
+        else:
+            if UNK in words:
+                errors.append(DataError(f"utt {utt}: {UNK} is not a class (use {BLANK} for 'no class')", text, no))
+                continue
+            if BLANK in words and len(set(words)) > 1:
+                n_mixed += 1
+        for w in words:
+            if w not in SPECIAL_TOKENS:
+                first_seen.setdefault(w, no)
+    by_fold: dict[str, list[str]] = {}
+    for w in first_seen:
+        by_fold.setdefault(w.casefold(), []).append(w)
+    for group in by_fold.values():
+        if len(group) > 1:
+            where = ", ".join(f"{w!r} (line {first_seen[w]})" for w in group)
+            warnings.append(f"{text}: labels differ only in case: {where}; classes are case-sensitive (as ESPnet's), so these are {len(group)} classes")
+    if n_mixed:
+        warnings.append(f"{text}: {n_mixed} line(s) hold {BLANK} together with real labels ({BLANK} is ignored there)")
+    for w in warnings:
+        logger.warning("%s", w)
+    if errors:
+        for e in errors[:limit]:
+            logger.error("%s", e)
+        if len(errors) > limit:
+            logger.error("... and %d more such line(s) in %s", len(errors) - limit, text)
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more line(s))" if len(errors) > 1 else ""
+        raise DataError(first.msg + more, first.path, first.line)
+    return warnings

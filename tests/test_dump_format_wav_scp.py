@@ -48,6 +48,14 @@ def run_script(args: list[str], cwd: Path, env: dict, root: Path) -> subprocess.
     )
 
 
+_ERR = re.compile(r"^(?:\S+ \S+ \(\w+:\d+\) )?(ERROR: .*)$")
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The ``ERROR: ...`` lines (with or without the log line's time/place prefix), not the driver's summary."""
+    return [m.group(1) for m in map(_ERR.match, stderr.splitlines()) if m]
+
+
 def read_kv(path: Path) -> dict[str, str]:
     out = {}
     for line in path.read_text().splitlines():
@@ -304,7 +312,7 @@ def test_bad_input_fails_with_one_clear_line(case, corpus, repo_root, shell_env,
     (work / "dump/bad/wav.scp").write_text("a_ok stale\n")  # an old list must not survive
     p = run_script(["--nj", "2", "--cmd", "run.pl", "--fs", "16k", "data/bad/wav.scp", "dump/bad"], work, shell_env, repo_root)
     assert p.returncode != 0
-    err_lines = [ln for ln in p.stderr.splitlines() if ln.startswith("ERROR: ")]
+    err_lines = error_lines(p.stderr)
     assert len(err_lines) == 1, p.stderr
     assert err_lines[0].startswith("ERROR: data/bad/wav.scp:2: set bad, utt b_bad: "), err_lines[0]
     assert BAD_CASES[case][1] in err_lines[0]
@@ -337,12 +345,16 @@ def test_bad_segment(case, tmp_path, repo_root, shell_env):
         repo_root,
     )
     assert p.returncode != 0
-    err_lines = [ln for ln in p.stderr.splitlines() if ln.startswith("ERROR: ")]
+    err_lines = error_lines(p.stderr)
     assert len(err_lines) == 1, p.stderr
     assert err_lines[0].startswith("ERROR: data/sg/segments:3: set sg, utt s3: "), err_lines[0]
     assert SEG_BAD[case][1] in err_lines[0]
     assert not (work / "dump/sg/wav.scp").exists()
-    # the good segments were written (and will be reused by a fixed re-run)
+    if case in ("end_before_start", "unknown_recording"):
+        # found by the source validation: nothing is written under dump/sg
+        assert not (work / "dump/sg").exists()
+        return
+    # found when decoding: the good segments were written (and will be reused by a fixed re-run)
     assert (work / "dump/sg/data/format.1/s1.flac").exists()
     if case != "beyond_end":
         return
@@ -371,7 +383,7 @@ def test_malformed_segments_file(tmp_path, repo_root, shell_env):
         repo_root,
     )
     assert p.returncode != 0
-    err_lines = [ln for ln in p.stderr.splitlines() if ln.startswith("ERROR: ")]
+    err_lines = error_lines(p.stderr)
     assert err_lines == ["ERROR: data/m/segments:2: start/end are not numbers: 'zero' '1'"], p.stderr
     assert not (tmp_path / "dump/m/wav.scp").exists()
 

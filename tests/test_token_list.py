@@ -58,9 +58,11 @@ def test_cli_writes_atomically_and_reports_unknown_labels(tmp_path, capsys):
     valid = write(tmp_path / "valid_text", ["v1 dog", "v2 cow", "v3 cow", "v4 <blank>", "v5 dog Cat"])
     test = write(tmp_path / "test_text", ["t1 cat"])
     out = tmp_path / "data" / "token_list"
-    assert main(["--input", str(train), "--output", str(out), "--check", str(valid), str(test)]) == 0
+    # multi-label: several labels and <blank> are allowed on a line
+    args = ["--input", str(train), "--output", str(out), "--classification_type", "multi-label", "--check", str(valid), str(test)]
+    assert main(args) == 0
     assert out.read_text() == "dog\ncat\n<blank>\n<unk>\n"
-    warn = [ln for ln in capsys.readouterr().err.splitlines() if "WARNING" in ln]
+    warn = [ln for ln in capsys.readouterr().err.splitlines() if "WARNING" in ln and "not in" in ln]
     assert len(warn) == 1  # test_text is clean
     assert str(valid) in warn[0] and "cow (2)" in warn[0] and "Cat (1)" in warn[0] and "<blank>" not in warn[0]
     assert list((tmp_path / "data").iterdir()) == [out]  # no temp file left
@@ -90,4 +92,6 @@ def test_empty_check_list_and_no_labels(tmp_path):
     assert main(["--input", str(train), "--output", str(tmp_path / "tl"), "--check"]) == 0
     empty = write(tmp_path / "empty", ["a", "b <blank>"])
     with pytest.raises(DataError, match="no labels"):
+        main(["--input", str(empty), "--output", str(tmp_path / "tl2"), "--classification_type", "multi-label"])
+    with pytest.raises(DataError, match=r"empty:1: utt a: no label in the training text"):
         main(["--input", str(empty), "--output", str(tmp_path / "tl2")])

@@ -7,6 +7,15 @@ also be run by hand on a whole ``wav.scp``::
         [--segments data/x/segments] [--keys dump/x/logs/keys.1.scp] data/x/wav.scp dump/x/data/format.1
 
 Exit status 1 when any utterance failed (one ERROR line each) or an input file is malformed.
+
+The driver's other steps (see espnet_cls.dump, "stage 2 driver") run the same entry point
+with ``--step``::
+
+    --step begin  --nj N [--segments S] [--copy_data_dir true] data/x/wav.scp dump/x
+                  # validate the source, print the number of jobs, write dump/x/logs/keys.all
+    --step report --nj N data/x/wav.scp dump/x   # after a failed ${cmd}: the bad utterances
+    --step end    --nj N --fs 16k [--segments S] [--copy_data_dir true] data/x/wav.scp dump/x
+                  # merge the parts; write wav.scp, utt2num_samples, feats_type, fs
 """
 
 from __future__ import annotations
@@ -17,9 +26,9 @@ import sys
 from typing import Optional, Sequence
 
 from espnet_cls.audio import AUDIO_FORMATS, DEFAULT_MAX_OVERSHOOT
-from espnet_cls.cli import run_main, setup_logging, str_or_none
+from espnet_cls.cli import run_main, setup_logging, str2bool, str_or_none
 from espnet_cls.contract import parse_fs
-from espnet_cls.dump import format_wav_scp
+from espnet_cls.dump import dump_begin, dump_end, failed_jobs_report, format_wav_scp
 
 
 def _fs(value: str) -> int:
@@ -38,7 +47,23 @@ def get_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("scp", help="input wav.scp (the whole file; --keys selects this job's part)")
     p.add_argument("outdir", help="output folder for <utt>.<fmt>, wav.scp and utt2num_samples")
-    p.add_argument("--fs", type=_fs, required=True, help="target sampling rate: 16k, 16000, 8k, 44.1k")
+    p.add_argument(
+        "--step",
+        default="job",
+        choices=["begin", "job", "report", "end"],
+        help="begin: validate the source and plan the jobs; job: dump one job's utterances (OUTDIR: its format.JOB); "
+        "report: list a failed run's bad utterances; end: merge the jobs' parts (OUTDIR: the dump dir)",
+    )
+    p.add_argument("--nj", type=int, default=1, help="number of jobs (steps begin, report, end)")
+    p.add_argument(
+        "--copy_data_dir",
+        type=str2bool,
+        default=False,
+        help="steps begin/end: the scp's folder is a data dir: validate its tables (text, utt2spk, ...) and copy them",
+    )
+    p.add_argument("--logdir", type=str_or_none, default=None, help="steps begin/report: default OUTDIR/logs")
+    p.add_argument("--audiodir", type=str_or_none, default=None, help="steps report/end: default OUTDIR/data")
+    p.add_argument("--fs", type=_fs, default=None, help="target sampling rate: 16k, 16000, 8k, 44.1k (steps job, end)")
     p.add_argument("--audio_format", "--audio-format", default="flac", choices=sorted(AUDIO_FORMATS))
     p.add_argument("--segments", type=str_or_none, default=None, help="Kaldi segments file: utt rec start end")
     p.add_argument("--keys", type=str_or_none, default=None, help="file whose first column lists the utts of this job")
@@ -58,8 +83,25 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one job; 0 if every utterance was written, 1 otherwise."""
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
     setup_logging(args.log_level)
+    if args.step in ("job", "end") and args.fs is None:
+        parser.error(f"--step {args.step} needs --fs")
+    if args.step == "begin":
+        nj = dump_begin(args.scp, args.outdir, args.nj, args.segments, args.logdir, args.copy_data_dir, args.set_name)
+        print(nj)
+        return 0
+    if args.step == "report":
+        for line in failed_jobs_report(args.outdir, args.nj, args.logdir, args.audiodir):
+            print(line, file=sys.stderr)
+        return 1
+    if args.step == "end":
+        n = dump_end(
+            args.scp, args.outdir, args.nj, args.fs, args.segments, args.copy_data_dir, args.audiodir, args.set_name, args.audio_format
+        )
+        logging.getLogger("espnet_cls").info("merged %d utterances into %s/wav.scp", n, args.outdir)
+        return 0
     res = format_wav_scp(
         args.scp,
         args.outdir,

@@ -3,7 +3,10 @@
     python -m espnet_cls.bin.make_token_list --input dump/train/text --output data/token_list \\
         [--check dump/valid/text dump/test/text ...] [--strict false]
 
-One class per line, most frequent first (ties: first occurrence; as ESPnet's
+First the label check (espnet_cls.tokens.check_labels; the classification type comes from
+``--classification_type`` or the ``--cls_config``): two labels on a multi-class line,
+``<blank>``/``<unk>`` as a multi-class label, a non-UTF-8 byte ... are errors naming
+file:line; labels differing only in case are a warning. Then one class per line, most frequent first (ties: first occurrence; as ESPnet's
 ``tokenize_text --write_vocabulary``), then ``<blank>`` and ``<unk>``. A label of a
 ``--check`` file that is not a class is reported per file and label with its count
 (a warning; ``--strict true`` makes it an error). See espnet_cls.tokens.
@@ -15,9 +18,9 @@ import argparse
 import logging
 from typing import Optional, Sequence
 
-from espnet_cls.cli import run_main, setup_logging, str2bool
+from espnet_cls.cli import run_main, setup_logging, str2bool, str_or_none
 from espnet_cls.fileio import DataError
-from espnet_cls.tokens import make_token_list, unknown_labels, write_token_list
+from espnet_cls.tokens import check_labels, make_token_list, unknown_labels, write_token_list
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -30,6 +33,13 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="token list to write")
     p.add_argument("--check", nargs="*", default=[], help="other text files whose labels must be classes")
     p.add_argument("--strict", type=str2bool, default=False, help="unknown labels in --check files are an error")
+    p.add_argument(
+        "--classification_type",
+        type=str_or_none,
+        default=None,
+        help="multi-class or multi-label (default: the --cls_config's model_conf.classification_type, else multi-class)",
+    )
+    p.add_argument("--cls_config", type=str_or_none, default=None, help="training yaml the classification type is read from")
     p.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -39,6 +49,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging(args.log_level)
     log = logging.getLogger("espnet_cls")
+    ctype = args.classification_type
+    if ctype is None:
+        from espnet_cls.contract import DEFAULT_CLASSIFICATION_TYPE, read_model_facts
+
+        ctype = read_model_facts(args.cls_config).classification_type if args.cls_config else DEFAULT_CLASSIFICATION_TYPE
+    # the one label check (file:line), on the training text and every text checked against it
+    check_labels(args.input, ctype, training=True)
+    for path in args.check:
+        check_labels(path, ctype, training=False)
     tokens = make_token_list(args.input)
     problems = []
     for path in args.check:
