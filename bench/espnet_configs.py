@@ -18,7 +18,7 @@ A yaml passes when cls_train exits 0 and writes, for each ``best_model_criterion
 average_nbest_models picks it) and ``valid.M.ave.pth``, and train.log-style
 ``Nepoch results:`` lines. Nothing is downloaded: the ESPnet checkout is read from disk.
 
-    python bench/espnet_configs.py --espnet_dir /path/to/espnet [--work_dir /tmp/espnet_cfgs] [--only as20k]
+    python bench/espnet_configs.py --espnet_dir /path/to/espnet [--work_dir /tmp/espnet_cfgs] [--only as20k beans]
 
 Writes ``<work_dir>/results.md`` (one row per yaml) and ``results.json``.
 """
@@ -83,6 +83,9 @@ def make_set(d: Path, n: int, multilabel: bool, seed: int) -> None:
         u2w.append(f"{utt} {1.0 + i % 3}\n")
     for name, rows in (("wav.scp", wav), ("text", text), ("utt2num_samples", u2n), ("utt2weight", u2w)):
         (d / name).write_text("".join(rows))
+    from espnet_cls.contract import DUMP_FS_FILE
+
+    (d / DUMP_FS_FILE).write_text(f"{FS}\n")  # the dump's recorded rate, as stage 2 writes it
 
 
 def make_corpora(root: Path) -> dict[str, Path]:
@@ -179,10 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--espnet_dir", required=True, type=Path, help="an ESPnet checkout (holds egs2/)")
     ap.add_argument("--work_dir", type=Path, default=Path("/tmp/espnet_cls_configs"))
     ap.add_argument("--max_epoch", type=int, default=2)
-    ap.add_argument("--only", default="", help="run only yamls whose path contains this")
+    ap.add_argument("--only", nargs="*", default=[], help="run only yamls whose path contains one of these")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per yaml")
     args = ap.parse_args(argv)
-    yamls = [p for p in find_yamls(args.espnet_dir) if args.only in str(p)]
+    yamls = [p for p in find_yamls(args.espnet_dir) if not args.only or any(o in str(p) for o in args.only)]
     if not yamls:
         print(f"no egs2/*/cls1 yamls under {args.espnet_dir}", file=sys.stderr)
         return 1

@@ -341,8 +341,20 @@ def load_yaml(path: str) -> dict:
     return data
 
 
+#: Keys of ESPnet cls1 yamls that this recipe cannot support, and why (one clear error each).
+ESPNET_UNSUPPORTED_KEYS: dict[str, str] = {
+    k: "ESPnet's speech+text classification (egs2/clotho_v2/cls1: a Hugging Face text encoder fused with "
+       "the audio encoder) is not supported here: the recipe has no text input"
+    for k in ("text_encoder", "text_encoder_conf", "embedding_fusion", "embedding_fusion_conf")
+}
+
+
 def check_keys(config: dict, valid: Sequence[str], path: Optional[str] = None) -> None:
-    """Raise :class:`DataError` for a key not in ``valid``, listing the valid keys."""
+    """Raise :class:`DataError` for a key not in ``valid``, listing the valid keys (or, for an
+    ESPnet key we cannot support, saying why)."""
+    for k in config:
+        if k not in valid and k in ESPNET_UNSUPPORTED_KEYS:
+            raise DataError(f"config key {k!r}: {ESPNET_UNSUPPORTED_KEYS[k]}", path)
     unknown = [k for k in config if k not in valid]
     if unknown:
         raise DataError(

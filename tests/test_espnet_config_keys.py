@@ -311,3 +311,17 @@ def test_patience_is_espnets_rule(patience, stops_after):
             stopped = e
             break
     assert stopped == stops_after
+
+
+def test_text_encoder_keys_are_refused_with_the_reason(tmp_path):
+    with pytest.raises(DataError) as e:
+        _resolve(tmp_path, "text_encoder: hugging_face_transformers\ntext_encoder_conf: {model_name_or_path: bert}\n")
+    assert "text_encoder" in str(e.value) and "no text input" in str(e.value) and "conf.yaml" in str(e.value)
+
+
+def test_preencoder_none_is_accepted_other_choices_refused(tmp_path):
+    cfg = {"token_list": ["a", "b", "<unk>"], "frontend": "default", "frontend_conf": {"n_fft": 128, "n_mels": 8},
+           "encoder": "cnn", "encoder_conf": {"channels": [4]}, "preencoder": "none"}
+    build_model(cfg)
+    with pytest.raises(ValueError, match="preencoder: 'sinc'"):
+        build_model({**cfg, "preencoder": "sinc"})

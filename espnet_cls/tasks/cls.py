@@ -51,6 +51,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "specaug_conf": {},
     "normalize": DEFAULT_NORMALIZE,
     "normalize_conf": {},
+    "preencoder": None,  # ESPnet's sinc/linear pre-encoders are not implemented; none only
+    "preencoder_conf": {},
     "encoder": "transformer",
     "encoder_conf": {},
     "decoder": "linear",
@@ -217,6 +219,10 @@ def build_model(config: Mapping[str, Any], allow_missing_stats: bool = False) ->
         if normalize_cls is GlobalMVN:
             nconf["allow_missing"] = allow_missing_stats
         normalize = normalize_cls(**nconf)
+
+    if not _is_none(config.get("preencoder")):
+        raise ValueError(f"preencoder: {config.get('preencoder')!r} is an ESPnet choice (sinc, linear) this recipe "
+                         "does not implement; valid: none")
 
     # encoder / decoder
     enc_name = config.get("encoder", MODEL_DEFAULTS["encoder"])
