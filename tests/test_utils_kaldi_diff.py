@@ -17,6 +17,7 @@ Re-record or re-compare against a Kaldi checkout (perl and GNU coreutils needed)
 
     python tests/test_utils_kaldi_diff.py compare /tmp/kaldi_utils/egs/wsj/s5/utils   # agree / differ counts
     python tests/test_utils_kaldi_diff.py record  /tmp/kaldi_utils/egs/wsj/s5/utils   # rewrite the json
+    python tests/test_utils_kaldi_diff.py compare /tmp/kaldi_utils/egs/wsj/s5/utils ps_ sd_   # only some cases
     KALDI_UTILS=/tmp/kaldi_utils/egs/wsj/s5/utils python -m pytest tests/test_utils_kaldi_diff.py  # Kaldi too
 """
 
@@ -428,6 +429,33 @@ CASES += [
     Case("sc_zero", "utils/subset_scp.pl 0 in", {"in": "a\nb\n"}, "stdout"),
 ]
 
+SOX = {"bin/sox": "#!/bin/sh\nexit 0\n"}  # perturb_data_dir_speed.sh only checks that sox exists
+PS = "chmod +x bin/sox && PATH=$PWD/bin:$PATH utils/perturb_data_dir_speed.sh"
+CASES += [
+    # ---- perturb_data_dir_speed.sh
+    Case("ps_basic", f"{PS} 0.9 d out", {**SOX, **dd(utt2dur="a1 1.5\na2 3\nb1 0.7\n", reco2dur="a1 1.5\na2 3\nb1 0.7\n", spk2gender="a m\nb f\n")}, "dir", outdirs=["out"]),
+    Case(
+        "ps_segments",
+        f"{PS} 1.1 d out",
+        {**SOX, **dd(SEG, utt2dur="a1 1.5\na2 1.5\nb1 2\n", reco2dur="ra 3\nrb 2\n", reco2file_and_channel="ra fa A\nrb fb A\n",
+                     segments="a1 ra 0.0 1.5\na2 ra 1.5 1.505\nb1 rb 0 2\n")},
+        "dir",
+        outdirs=["out"],
+    ),
+    Case("ps_no_spk_prefix", f"{PS} --include-spk-prefix false 1.1 d out", {**SOX, **dd(utt2dur="a1 1\na2 2\nb1 3\n", reco2dur="a1 1\na2 2\nb1 3\n")}, "dir", outdirs=["out"]),
+    Case(
+        "ps_pipes_and_arks",
+        f"{PS} 0.9 d out",
+        {**SOX, **dd(wav_scp="a1 flac -c -d /x/a1.flac |\na2 /x/w.ark:123\nb1 cat /x/b1.wav|\n", utt2dur="a1 1\na2 2\nb1 3\n", reco2dur="a1 1\na2 2\nb1 3\n")},
+        "dir",
+        outdirs=["out"],
+    ),
+    Case("ps_utt2uniq", f"{PS} 0.9 d out", {**SOX, **dd(utt2uniq="a1 x\na2 x\nb1 y\n", utt2dur="a1 1\na2 2\nb1 3\n", reco2dur="a1 1\na2 2\nb1 3\n")}, "dir", outdirs=["out"]),
+    Case("ps_no_sox", "utils/perturb_data_dir_speed.sh 0.9 d out", dd(utt2dur="a1 1\na2 2\nb1 3\n"), "rc"),
+    Case("ps_same_dir", f"{PS} 0.9 d d", {**SOX, **dd()}, "rc"),
+    Case("ps_usage", f"{PS} 0.9 d", {**SOX, **dd()}, "rc"),
+]
+
 # Cases where we differ from Kaldi on purpose: id -> (our exit status, reason; docs/espnet_compat.md says the same).
 DELIBERATE: Dict[str, tuple] = {
     "v_utt2spk_3_fields": (1, "Kaldi prints 'utt2spk has wrong format' but exits 0 (a bare `exit`); we exit 1"),
@@ -524,14 +552,16 @@ def test_case_count_and_expectations_cover_every_case():
 
 def main(argv: List[str]) -> int:
     """``record KALDI_UTILS`` rewrites the json from Kaldi's scripts; ``compare KALDI_UTILS`` counts agree/differ."""
-    if len(argv) != 2 or argv[0] not in ("record", "compare"):
+    if len(argv) < 2 or argv[0] not in ("record", "compare"):
         print(__doc__)
         return 2
     mode, kaldi = argv[0], Path(argv[1]).resolve()
+    only = argv[2:]  # optional case-id prefixes: record/compare just those (record merges into the json)
+    cases = [c for c in CASES if not only or c.id.startswith(tuple(only))]
     with tempfile.TemporaryDirectory() as tmp:
-        results = {}
+        results = load_expected() if only and EXPECTED.exists() else {}
         agree, differ = [], []
-        for case in CASES:
+        for case in cases:
             theirs = run_case(case, kaldi, Path(tmp) / "k", kaldi=True)
             theirs.pop("stderr")
             results[case.id] = theirs
@@ -540,12 +570,12 @@ def main(argv: List[str]) -> int:
                 (agree if same(case, ours, theirs) else differ).append((case, ours, theirs))
     if mode == "record":
         EXPECTED.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        print(f"recorded {len(results)} cases in {EXPECTED}")
+        print(f"recorded {len(cases)} cases in {EXPECTED}")
         return 0
     for case, ours, theirs in differ:
         tag = "deliberate" if case.id in DELIBERATE else "DIFFER"
         print(f"{tag}: {case.id}: {case.cmd}\n  Kaldi: {theirs}\n  ours:  {ours}")
-    print(f"{len(CASES)} cases: {len(agree)} agree, {len(differ)} differ ({sum(c.id in DELIBERATE for c, _, _ in differ)} deliberate)")
+    print(f"{len(cases)} cases: {len(agree)} agree, {len(differ)} differ ({sum(c.id in DELIBERATE for c, _, _ in differ)} deliberate)")
     return 0
 
 

@@ -18,6 +18,9 @@ data/get_utt2dur.sh [--frame-shift 0.01] [--nj N] [--cmd C] [--read-entire-file 
     From segments, from utt2num_frames and frame_shift, or from the audio of wav.scp.
 data/get_reco2dur.sh [--frame-shift 0.01] [--nj N] [--cmd C] <data-dir>
 data/get_segments_for_data.sh <data-dir>   (segments on stdout: <utt> <utt> 0 <duration>)
+perturb_data_dir_speed.sh [--include-spk-prefix true] <factor> <srcdir> <destdir>
+    ids prefixed sp<factor>- (or suffixed -sp<factor>), wav.scp entries piped through ``sox ... speed <factor>``,
+    segments/utt2dur/reco2dur divided by the factor, utt2uniq made; then fix_data_dir.sh and validation.
 subset_scp.pl [--quiet] [--first|--last] <N> <in.scp>
 """
 
@@ -671,6 +674,116 @@ def segments_for_data(data: str) -> List[bytes]:
     return out
 
 
+# --------------------------------------------------------------------------------- perturb_data_dir_speed.sh
+
+
+def _apply(mapping: Dict[bytes, bytes], lines: List[bytes], field: int, what: str) -> List[bytes]:
+    """apply_map.pl -f <field>: replace one field (1-based) by its mapping; an unknown key is an error."""
+    out = []
+    for ln in lines:
+        f = ln.split()
+        if len(f) >= field:
+            k = f[field - 1]
+            if k not in mapping:
+                raise DataDirError(f"apply_map.pl: undefined key {k.decode(errors='replace')} in {what}")
+            f[field - 1] = mapping[k]
+        out.append(b" ".join(f))
+    return out
+
+
+def _speed_wav(line: bytes, factor: bytes) -> bytes:
+    """Kaldi's wav.scp rewrite: pipe the entry through ``sox -t wav - -t wav - speed <factor> |``."""
+    import re
+
+    line = re.sub(rb"\| *$", b" |", line)
+    f = awk_fields(line)
+    wid, rest = f[0], b"".join(b" " + x for x in f[1:])
+    sox = b" sox -t wav - -t wav - speed " + factor + b" |"
+    if f[-1] == b"|":
+        return wid + rest + sox
+    if re.search(rb":[0-9]+$", rest):
+        return wid + b" wav-copy" + rest + b" - |" + sox
+    return wid + b" sox -t wav" + rest + b" -t wav - speed " + factor + b" |"
+
+
+def perturb_speed(argv: List[str]) -> int:
+    """``perturb_data_dir_speed.sh <factor> <srcdir> <destdir>``; returns the exit status."""
+    from espnet_cls.kaldi.datadir import validate
+
+    opts = {"include_spk_prefix": "true"}
+    args = parse_kaldi_options("perturb_data_dir_speed.sh", argv, opts)
+    if len(args) != 3:
+        print("Usage: perturb_data_dir_speed.sh <warping-factor> <srcdir> <destdir>\ne.g.:\n"
+              " perturb_data_dir_speed.sh 0.9 data/train_si284 data/train_si284p")  # fmt: skip
+        return 1
+    factor_s, src, dest = args
+    factor = factor_s.encode()
+    fval = _awk_num_prefix(factor)
+    if fval <= 0:
+        raise DataDirError(f"<warping-factor> must be a positive number, got '{factor_s}'")
+    if shutil.which("sox") is None:
+        print("sox: command not found")
+        return 1
+    if not os.path.isfile(_p(src, "utt2spk")):
+        raise DataDirError(f"no such file {src}/utt2spk")
+    if dest == src:
+        raise DataDirError("this script requires <srcdir> and <destdir> to be different.")
+    if opts["include_spk_prefix"] == "true":
+        pre, post = b"sp" + factor + b"-", b""
+    else:
+        pre, post = b"", b"-sp" + factor
+
+    def ren(k: bytes) -> bytes:
+        return pre + k + post
+
+    u2s_src = read_table(_p(src, "utt2spk"))
+    spk_map = {awk_key(ln): (pre + awk_key(ln) if pre else awk_key(ln)) for ln in read_table(_p(src, "spk2utt"))}
+    utt_map = {awk_key(ln): ren(awk_key(ln)) for ln in u2s_src}
+    wav = read_table(_p(src, "wav.scp"))
+    reco_map = {awk_key(ln): ren(awk_key(ln)) for ln in wav}
+    if os.path.isfile(_p(src, "utt2uniq")):
+        uniq = [ren(f[0]) + b" " + (f + [b""])[1] for f in map(awk_fields, read_table(_p(src, "utt2uniq")))]
+    else:
+        uniq = [ren(awk_key(ln)) + b" " + awk_key(ln) for ln in u2s_src]
+    out: Dict[str, List[bytes]] = {"utt2uniq": uniq}
+    u2s = _apply(spk_map, _apply(utt_map, u2s_src, 1, "utt_map"), 2, "spk_map")
+    out["utt2spk"] = u2s
+    out["spk2utt"] = spk2utt_from(u2s, _p(dest, "utt2spk"))
+    if os.path.isfile(_p(src, "segments")):
+        segs = []
+        for ln in _apply(reco_map, _apply(utt_map, read_table(_p(src, "segments")), 1, "utt_map"), 2, "reco_map"):
+            f = awk_fields(ln) + [b"", b"", b""]
+            st, en = _awk_num_prefix(f[2]) / fval, _awk_num_prefix(f[3]) / fval
+            if en > st + 0.01:
+                segs.append(b"%s %s %.2f %.2f" % (f[0], f[1], st, en))
+        out["segments"] = segs
+        out["wav.scp"] = [_speed_wav(ln, factor) for ln in _apply(reco_map, wav, 1, "reco_map")]
+        if os.path.isfile(_p(src, "reco2file_and_channel")):
+            out["reco2file_and_channel"] = _apply(reco_map, read_table(_p(src, "reco2file_and_channel")), 1, "reco_map")
+    else:
+        out["wav.scp"] = [_speed_wav(ln, factor) for ln in _apply(utt_map, wav, 1, "utt_map")]
+    for name, mp in (("text", utt_map), ("spk2gender", spk_map), ("utt2lang", utt_map)):
+        if os.path.isfile(_p(src, name)):
+            out[name] = _apply(mp, read_table(_p(src, name)), 1, f"{name} map")
+    if not os.path.isfile(_p(src, "utt2dur")) and get_utt2dur([src]) != 0:
+        raise DataDirError(f"could not get {src}/utt2dur")
+    if not os.path.isfile(_p(src, "reco2dur")) and get_reco2dur([src]) != 0:
+        raise DataDirError(f"could not get {src}/reco2dur")
+    for name, mp in (("utt2dur", utt_map), ("reco2dur", reco_map)):
+        scaled = []
+        for ln in _apply(mp, read_table(_p(src, name)), 1, f"{name} map"):
+            f = awk_fields(ln) + [b""]
+            scaled.append(f[0] + b" " + _awk_print_num(_awk_num_prefix(f[1]) / fval))
+        out[name] = scaled
+    os.makedirs(dest, exist_ok=True)
+    for name, lines in out.items():
+        _write(_p(dest, name), lines)
+    print(f"perturb_data_dir_speed.sh: generated speed-perturbed version of data in {src}, in {dest}")
+    if fix([dest]) != 0:
+        return 1
+    return validate(["--no-feats", "--no-text", dest])
+
+
 TOOLS = {
     "combine_data.sh": combine,
     "subset_data_dir.sh": subset,
@@ -679,6 +792,7 @@ TOOLS = {
     "get_reco2dur.sh": get_reco2dur,
     "get_segments_for_data.sh": get_segments_for_data,
     "subset_scp.pl": subset_scp,
+    "perturb_data_dir_speed.sh": perturb_speed,
 }
 
 

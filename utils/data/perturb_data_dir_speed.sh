@@ -1,0 +1,1 @@
+../perturb_data_dir_speed.sh
