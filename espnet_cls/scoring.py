@@ -496,67 +496,31 @@ def _note_lines(report: dict[str, Any]) -> list[str]:
 
 
 def plot_images(report: dict[str, Any], out_dir: PathLike) -> Optional[Path]:
-    """A confusion matrix (multi-class) or a per-class AP bar chart (multi-label) as PNG.
+    """A confusion matrix (multi-class) or a per-class AP bar chart (multi-label) as PNG,
+    drawn by :mod:`espnet_cls.report.charts` (the report's charts are the same figures).
 
     Returns the image path, or None when there is nothing to plot (no AP without scores).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from espnet_cls.report import charts
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     split = report["split"] or "set"
     names = [r["class"] for r in report["per_class"]]
-    c = len(names)
     if report["classification_type"] == M.MULTI_CLASS and "confusion_matrix" in report:
-        cm = np.asarray(report["confusion_matrix"], dtype=np.float64)
-        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        size = min(4 + 0.35 * c, 40)
-        fig, ax = plt.subplots(figsize=(size, size * 0.9))
-        im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the reference class")
-        if c <= 60:
-            ax.set_xticks(range(c), names, rotation=90, fontsize=7)
-            ax.set_yticks(range(c), names, fontsize=7)
-        if c <= 20:
-            for i in range(c):
-                for j in range(c):
-                    if cm[i, j]:
-                        ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                                color="white" if norm[i, j] > 0.5 else "black")
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("reference")
-        ax.set_title(f"{split}: confusion matrix (acc {_fmt('acc', report['acc'])} %)")
+        fig = charts.confusion_matrix(report["confusion_matrix"], names,
+                                      f"{split}: confusion matrix (acc {_fmt('acc', report['acc'])} %)")
         path = out / f"{split}_confusion_matrix.png"
     else:
-        ap = np.array([np.nan if r["ap"] is None else r["ap"] for r in report["per_class"]], dtype=np.float64)
-        ok = ~np.isnan(ap)
-        if not ok.any():
+        aps = [(n, r["ap"]) for n, r in zip(names, report["per_class"]) if r["ap"] is not None and not math.isnan(r["ap"])]
+        if not aps:
             return None
-        order = np.argsort(-ap[ok], kind="stable")
-        vals = ap[ok][order]
-        labels = [n for n, k in zip(names, ok) if k]
-        labels = [labels[i] for i in order]
-        fig, ax = plt.subplots(figsize=(min(4 + 0.25 * len(vals), 40), 4.5))
-        ax.bar(range(len(vals)), 100 * vals, color="tab:blue")
+        aps.sort(key=lambda kv: -kv[1])
         mean_ap = report.get("mAP")
-        mean_ap = float(vals.mean()) if mean_ap is None else float(mean_ap)
-        ax.axhline(100 * mean_ap, color="tab:red", linestyle="--", label=f"mAP {100 * mean_ap:.2f}")
-        if len(vals) <= 80:
-            ax.set_xticks(range(len(vals)), labels, rotation=90, fontsize=7)
-        else:
-            ax.set_xlabel(f"{len(vals)} classes, by AP")
-        ax.set_ylabel("AP (%)")
-        ax.set_ylim(0, 100)
-        ax.legend()
-        ax.set_title(f"{split}: per-class average precision")
+        mean_ap = float(np.mean([v for _, v in aps])) if mean_ap is None else float(mean_ap)
+        fig = charts.bar_chart(aps, f"{split}: per-class average precision", mean=mean_ap)
         path = out / f"{split}_per_class_ap.png"
-    fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    charts.save_png(fig, path, dpi=100)
     return path
 
 

@@ -65,6 +65,14 @@ def _clips(folder) -> dict[str, tuple]:
     return out
 
 
+def _read_scores(path) -> dict[str, np.ndarray]:
+    out = {}
+    for line in path.read_text().splitlines():
+        k, *v = line.split()
+        out[k] = np.array([float(t) for t in v])
+    return out
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A model dir (default 80-mel frontend, CNN, utterance MVN), the clips, and stage 2 + 7 on them."""
@@ -103,10 +111,9 @@ def world(tmp_path_factory):
     assert not res.errors
     run_inference([f"{dump}/wav.scp,speech,sound"], root / "out", train_config=exp / "config.yaml",
                   model_file=exp / "valid.acc.best.pth", batch_size=4)
-    stage7 = {}
-    for line in (root / "out" / "prediction" / "score").read_text().splitlines():
-        k, *v = line.split()
-        stage7[k] = np.array([float(t) for t in v])
+    run_inference([f"{dump}/wav.scp,speech,sound"], root / "out_jit", train_config=exp / "config.yaml",
+                  model_file=exp / "valid.acc.best.pth", batch_size=4, backend="jit")  # cls_inference's CPU default
+    stage7 = _read_scores(root / "out" / "prediction" / "score")
     labels7 = {line.split()[0]: line.split()[1:] for line in (root / "out" / "prediction" / "text").read_text().splitlines()}
     clf = Classifier.from_pretrained(exp)
     return {"root": root, "exp": exp, "model": model, "clips": clips, "names": names, "stage7": stage7,
@@ -123,6 +130,12 @@ def _check(world, name, probs, what):
 def test_the_clips_decide_differently(world):
     """The model is not constant: the clips get at least two different stage-7 decisions."""
     assert len({tuple(v) for v in world["labels7"].values()}) >= 2, world["labels7"]
+
+
+def test_stage7_backends_agree(world):
+    jit = _read_scores(world["root"] / "out_jit" / "prediction" / "score")
+    for n in world["names"]:
+        _check(world, n, jit[n], "stage 7 (jit backend)")
 
 
 def test_classifier_on_files_equals_stage7(world):

@@ -4,7 +4,8 @@
     write_report("exp/cls_X")                      # -> exp/cls_X/report.html
     write_comparison(["exp/cls_A", "exp/cls_B"], "compare.html")
 
-``data`` reads an experiment directory, ``svg`` draws the charts, ``page`` writes the HTML,
+``data`` reads an experiment directory, ``charts`` draws the charts (matplotlib, the same
+figures as the PNGs of ``images/``), ``page`` writes the HTML,
 ``browser`` drives a headless Chromium (tests and screenshots).
 """
 

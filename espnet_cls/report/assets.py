@@ -21,27 +21,7 @@ h3{margin:18px 0 8px;font-size:15px}
 .card .v{font-size:26px;font-weight:600}
 .card .s{color:var(--mute);font-size:12px}
 .charts{display:flex;flex-wrap:wrap;gap:10px}
-svg text{font-family:inherit;fill:#333}
-svg .ct{font-size:13px;font-weight:600;text-anchor:middle}
-svg .yt{font-size:10px;text-anchor:end;fill:#555}
-svg .xt{font-size:10px;text-anchor:middle;fill:#555}
-svg .al{font-size:11px;text-anchor:middle;fill:#555}
-svg .lg{font-size:10px;text-anchor:end}
-svg .lg2{font-size:10px;fill:#666}
-svg .vl{font-size:10px;fill:#8a5a00}
-svg .empty{font-size:12px;text-anchor:middle;fill:#999}
-svg .plot{fill:#fcfcfd;stroke:#ccd}
-svg .grid{stroke:#e6e8ee}
-svg .axis{stroke:#999}
-svg .vline{stroke:#e0a400;stroke-dasharray:3,3}
-svg .cml{text-anchor:start}
-svg .cmr{font-size:10px;text-anchor:end}
-svg .cmv{text-anchor:middle}
-svg .cd{stroke:#2ca02c;stroke-width:1}
-svg .co{stroke:#fff;stroke-width:.5}
-svg .bar{fill:var(--acc)}
-svg .bv{font-size:9px;fill:#555}
-.chart{background:#fff}
+svg.chart,svg.cm,svg.bars{background:#fff;max-width:100%;height:auto}
 table{border-collapse:collapse;font-size:13px}
 table.perclass{font-size:12.5px}
 th,td{padding:4px 7px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}

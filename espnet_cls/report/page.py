@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from espnet_cls.contract import SPECIAL_TOKENS
-from espnet_cls.report import svg
+from espnet_cls.report import charts
 from espnet_cls.report.assets import CSS, JS
 from espnet_cls.report.data import MULTI_CLASS, ErrorCase, Experiment, SetReport, relative_url
 
@@ -111,23 +111,23 @@ def curves_html(exp: Experiment) -> str:
     best = best_epoch(exp)
     vline = best[0] if best else None
     vlabel = f"best {best[1]}" if best else ""
-    charts = []
+    charts_: list[str] = []
     for m in history_metrics(exp.history):
         series = []
-        for phase, color, dashed in (("train", svg.PALETTE[0], True), ("valid", svg.PALETTE[1], False)):
+        for phase, color, dashed in (("train", charts.PALETTE[0], True), ("valid", charts.PALETTE[1], False)):
             xs = [e["epoch"] for e in exp.history]
             ys = [_num((e.get(phase) or {}).get(m)) for e in exp.history]
-            series.append(svg.Series(phase, xs, ys, color, dashed))
-        charts.append(svg.line_chart(series, m, ylabel=m, vline=vline, vline_label=vlabel))
+            series.append(charts.Series(phase, xs, ys, color, dashed))
+        charts_.append(charts.to_svg(charts.line_chart(series, m, ylabel=m, vline=vline, vline_label=vlabel), m))
     lr = [(e["epoch"], _num(e.get("lr"))) for e in exp.history]
     if any(v is not None for _, v in lr):
-        s = svg.Series("lr", [x for x, _ in lr], [v for _, v in lr], svg.PALETTE[2])
-        charts.append(svg.line_chart([s], "learning rate", ylabel="lr", vline=vline))
+        s = charts.Series("lr", [x for x, _ in lr], [v for _, v in lr], charts.PALETTE[2])
+        charts_.append(charts.to_svg(charts.line_chart([s], "learning rate", ylabel="lr", vline=vline), "learning rate"))
     t = [(e["epoch"], _num(e.get("time"))) for e in exp.history]
     if any(v is not None for _, v in t):
-        s = svg.Series("seconds", [x for x, _ in t], [v for _, v in t], svg.PALETTE[4])
-        charts.append(svg.line_chart([s], "time per epoch", ylabel="s"))
-    return f'<div class="charts">{"".join(charts)}</div>'
+        s = charts.Series("seconds", [x for x, _ in t], [v for _, v in t], charts.PALETTE[4])
+        charts_.append(charts.to_svg(charts.line_chart([s], "time per epoch", ylabel="s"), "time per epoch"))
+    return f'<div class="charts">{"".join(charts_)}</div>'
 
 
 # --------------------------------------------------------------------------- per set
@@ -212,9 +212,10 @@ def class_chart(rep: SetReport) -> str:
     if rep.classification_type == MULTI_CLASS and cm:
         if len(names) > 100:
             return f'<p class="muted">{len(names)} classes: confusion matrix not drawn; see the top confusions</p>'
-        return (svg.confusion_matrix(cm, names, f"{rep.name}: confusion matrix")
+        title = f"{rep.name}: confusion matrix"
+        return (charts.to_svg(charts.confusion_matrix(cm, names, title), title, "cm")
                 + '<p class="muted">rows: reference, columns: predicted; colour: fraction of the reference class; '
-                'green frame: correct</p>')
+                'diagonal: correct</p>')
     aps = [(str(r["class"]), _num(r.get("ap"))) for r in rep.metrics.get("per_class", [])]
     vals = sorted([(k, v) for k, v in aps if v is not None], key=lambda kv: -kv[1])
     if not vals:
@@ -223,7 +224,8 @@ def class_chart(rep: SetReport) -> str:
     if len(vals) > 80:
         note = f'<p class="muted">{len(vals)} classes: the 40 best and the 40 worst</p>'
         vals = vals[:40] + [("…", 0.0)] + vals[-40:]
-    return note + svg.bar_chart(vals, f"{rep.name}: per-class AP (%)", mean=_num(rep.metrics.get("mAP")))
+    title = f"{rep.name}: per-class AP (%)"
+    return note + charts.to_svg(charts.bar_chart(vals, title, mean=_num(rep.metrics.get("mAP"))), title, "bars")
 
 
 def _audio_src(path: Path, page_dir: Path, embed: bool) -> str:
@@ -403,7 +405,7 @@ def config_diff(exps: Sequence[Experiment]) -> str:
 def render_comparison(exps: Sequence[Experiment], page_path: Path) -> str:
     """A page comparing runs: metrics side by side per set, curves overlaid, config differences."""
     page_dir = page_path.resolve().parent
-    color = {e.name: svg.PALETTE[i % len(svg.PALETTE)] for i, e in enumerate(exps)}
+    color = {e.name: charts.PALETTE[i % len(charts.PALETTE)] for i, e in enumerate(exps)}
     runs = []
     for e in exps:
         rep = e.path / "report.html"
@@ -432,21 +434,21 @@ def render_comparison(exps: Sequence[Experiment], page_path: Path) -> str:
         for m in history_metrics(e.history):
             if m not in metrics:
                 metrics.append(m)
-    charts = []
+    charts_: list[str] = []
     for m in metrics:
         series = []
         for e in exps:
             xs = [h["epoch"] for h in e.history]
             for phase, dashed in (("valid", False), ("train", True)):
                 ys = [_num((h.get(phase) or {}).get(m)) for h in e.history]
-                series.append(svg.Series(f"{e.name} {phase}", xs, ys, color[e.name], dashed))
-        charts.append(svg.line_chart(series, m, ylabel=m, width=560, height=280, legend_below=True))
-    lr_series = [svg.Series(e.name, [h["epoch"] for h in e.history], [_num(h.get("lr")) for h in e.history], color[e.name])
+                series.append(charts.Series(f"{e.name} {phase}", xs, ys, color[e.name], dashed))
+        charts_.append(charts.to_svg(charts.line_chart(series, m, ylabel=m, width=560, height=280, legend_below=True), m))
+    lr_series = [charts.Series(e.name, [h["epoch"] for h in e.history], [_num(h.get("lr")) for h in e.history], color[e.name])
                  for e in exps]
     if any(s.points for s in lr_series):
-        charts.append(svg.line_chart(lr_series, "learning rate", ylabel="lr", width=560, height=280, legend_below=True))
-    curves = (f'<div class="charts">{"".join(charts)}</div><p class="muted">solid: valid, dashed: train</p>'
-              if charts else '<p class="muted">no train_history.json in any run</p>')
+        charts_.append(charts.to_svg(charts.line_chart(lr_series, "learning rate", ylabel="lr", width=560, height=280, legend_below=True), "learning rate"))
+    curves = (f'<div class="charts">{"".join(charts_)}</div><p class="muted">solid: valid, dashed: train</p>'
+              if charts_ else '<p class="muted">no train_history.json in any run</p>')
     body = [f'<section id="runs"><h2>Runs</h2>{runs_html}</section>', *sets_html,
             f'<section id="training"><h2>Training curves, overlaid</h2>{curves}</section>',
             f'<section id="config"><h2>Config differences</h2>{config_diff(exps)}</section>']

@@ -169,11 +169,10 @@ def write_history(out_dir: Path, history: Sequence[dict]) -> None:
 
 def plot_curves(out_dir: Path, history: Sequence[dict]) -> None:
     """``images/<metric>.png`` for every metric in the history (train and valid on one plot),
-    plus ``images/lr.png``. matplotlib's Agg canvas (no pyplot state); skipped if matplotlib
-    is missing."""
+    plus ``images/lr.png``, drawn by :mod:`espnet_cls.report.charts` (the HTML report draws
+    the same figures); skipped if matplotlib is missing."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from espnet_cls.report import charts
     except ImportError:  # pragma: no cover
         logger.info("matplotlib not installed: no curves")
         return
@@ -185,25 +184,11 @@ def plot_curves(out_dir: Path, history: Sequence[dict]) -> None:
             for k, v in e.get(phase, {}).items():
                 if isinstance(v, (int, float)) and k not in metrics:
                     metrics.append(k)
+    epochs = [e["epoch"] for e in history]
     for m in metrics + ["lr"]:
-        fig = Figure(figsize=(6, 4))
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(111)
         if m == "lr":
-            pts = [(e["epoch"], e["lr"]) for e in history if e.get("lr") is not None]
-            if pts:
-                xs, ys = zip(*pts)
-                ax.plot(xs, ys, marker="o", label="lr")
+            series = [charts.Series("lr", epochs, [e.get("lr") for e in history], charts.PALETTE[2])]
         else:
-            for phase in ("train", "valid"):
-                pts = [(e["epoch"], metric_value(e, phase, m)) for e in history]
-                pts = [(x, y) for x, y in pts if y is not None]
-                if pts:
-                    xs, ys = zip(*pts)
-                    ax.plot(xs, ys, marker="o", label=phase)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(m)
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper right")
-        with atomic_write(img / f"{m}.png", mode="wb") as f:
-            fig.savefig(f, format="png", dpi=80)
+            series = [charts.Series(phase, epochs, [metric_value(e, phase, m) for e in history], color, phase == "train")
+                      for phase, color in (("train", charts.PALETTE[0]), ("valid", charts.PALETTE[1]))]
+        charts.save_png(charts.line_chart(series, m, ylabel=m, width=600, height=400), img / f"{m}.png", dpi=80)
