@@ -358,6 +358,8 @@ CASES: List[Case] = [
     Case("c_option_equals", "utils/copy_data_dir.sh --utt-prefix=p- d e", dd(), "rc"),
     Case("c_utt_prefix", "utils/copy_data_dir.sh --utt-prefix p- --spk-prefix p- d e", dd(), "dir", outdirs=["d", "e"]),
     Case("c_invalid_result", "utils/copy_data_dir.sh d e", dd(text="a1 dog\n"), "rc"),
+    Case("c_crlf_and_spaces", "utils/copy_data_dir.sh d e", dd(text="a1  hot\tdog\r\na2 cat\r\nb1 dog\r\n", utt2spk="a1 a\r\na2 a\r\nb1 b\r\n"), "dir", outdirs=["d", "e"]),
+    Case("c_segments", "utils/copy_data_dir.sh --utt-suffix -x d e", dd(SEG, reco2dur="ra 3\nrb 2\n", reco2file_and_channel="ra fa A\nrb fb A\n"), "dir", outdirs=["d", "e"]),
     Case("c_validate_opts", "utils/copy_data_dir.sh --validate-opts --non-print d e", dd(text="a1 do\x01g\na2 cat\nb1 dog\n"), "rc"),
 ]
 
@@ -467,6 +469,12 @@ DELIBERATE: Dict[str, tuple] = {
 }
 
 
+# The system PATH, without our venv; where /usr/bin has no python3, the base interpreter (not the venv's).
+BARE_PATH = "/usr/bin:/bin"
+if shutil.which("python3", path=BARE_PATH) is None:
+    BARE_PATH += os.pathsep + os.path.join(sys.base_prefix, "bin")
+
+
 def _enc(s: str) -> bytes:
     return s.encode("utf-8", errors="surrogateescape")
 
@@ -485,7 +493,7 @@ def run_case(case: Case, utils_dir: Path, work: Path, kaldi: bool) -> dict:
         p = work / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(_enc(text))
-    path = f"{work / 'utils'}:/usr/bin:/bin"  # as a recipe's path.sh does (combine_data.sh sources parse_options.sh)
+    path = f"{work / 'utils'}:{BARE_PATH}"  # utils/ on PATH as a recipe's path.sh does (combine_data.sh needs it)
     if kaldi:  # Kaldi's validate_data_dir.sh looks for a UTF-8 locale named "C.UTF-8" in `locale -a`
         shim = work.parent / "shim"
         shim.mkdir(exist_ok=True)

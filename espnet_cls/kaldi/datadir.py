@@ -630,11 +630,11 @@ def copy(argv: List[str]) -> int:
         if not os.path.isfile(p):
             return
         out = []
-        for ln in read_table(p):
-            k = key_of(ln)
-            if not k:
-                continue
-            out.append(kmap(k) + ln[len(k) :] if ln.startswith(k) else ln)
+        for n, ln in enumerate(read_table(p), 1):  # apply_map.pl -f 1: fields re-joined by single spaces
+            f = perl_fields(ln)
+            if not f:
+                raise DataDirError(f"apply_map.pl: blank line {n} in {p}")
+            out.append(b" ".join([kmap(f[0]), *f[1:]]))
         _write(os.path.join(dest, name), sorted(out, key=key_of))
 
     def umap(k: bytes) -> bytes:
