@@ -131,6 +131,12 @@ if "${use_lightning}"; then
     log "Info: --use_lightning true is accepted and ignored: the espnet_cls trainer does multi-class and multi-label itself"
 fi
 
+# The config must be a readable yaml mapping before anything reads it (one ERROR line otherwise)
+if [ -n "${cls_config}" ] && ! ${python} -m espnet_cls.bin.check_yaml "${cls_config}"; then
+    log "Error: bad --cls_config ${cls_config} (see the line above)"
+    exit 2
+fi
+
 # Value of a top-level key of the yaml config (with a default), e.g. cfg_get frontend default
 cfg_get() {
     if [ -z "${cls_config}" ]; then
