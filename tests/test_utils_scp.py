@@ -66,3 +66,11 @@ def test_spk2utt_roundtrip(tmp_path, shell_env):
     s2u = run(["utt2spk_to_spk2utt.pl"], shell_env, stdin=u2s).stdout
     assert s2u == "a a1 a2\nb b1\n"
     assert run(["spk2utt_to_utt2spk.pl"], shell_env, stdin=s2u).stdout == u2s
+
+
+def test_closed_pipe_stops_quietly(tmp_path, shell_env):
+    (tmp_path / "big.scp").write_text("".join(f"u{i} x\n" for i in range(50000)))
+    for cmd in ("filter_scp.pl big.scp big.scp | head -1", "validate_data_dir.sh --help | head -1"):
+        p = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], cwd=tmp_path, env=shell_env, capture_output=True, text=True)
+        assert p.returncode in (0, 141), (cmd, p.stderr)
+        assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, (cmd, p.stderr)

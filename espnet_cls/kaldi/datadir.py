@@ -7,18 +7,24 @@ utterance tables (``utt2spk``, ``text``, ``segments``, ``feats.scp``, ``utt2dur`
 ``wav.scp`` is an utterance table.
 
 validate_data_dir.sh [--no-feats] [--no-text] [--no-wav] [--non-print] [--no-spk-sort] <data-dir>
-    Every error names its file; all errors are printed, then exit status 1.  Checks: required files exist,
-    non-empty, end in a newline, keys sorted (C order) with no duplicates, utt2spk has exactly 2 fields,
-    spk2utt equals the one made from utt2spk, text/segments/wav.scp/feats.scp/utt2* cover exactly the
-    utterances of utt2spk, segments' recordings exist in wav.scp, utt2spk is also sorted by speaker
-    (unless --no-spk-sort), text is printable UTF-8 (unless --non-print).
+    Kaldi's checks in Kaldi's order; the first failure is printed (naming the file and line) and the exit
+    status is 1.  utt2spk/spk2utt exist, 2 fields, sorted and unique (LC_ALL=C), utt2spk sorted by speaker too
+    (unless --no-spk-sort), spk2utt expands to exactly utt2spk; text (unless --no-text): no non-printable
+    characters (unless --non-print), no CR or other Unicode white space, no <s> </s> #0, same ids; wav.scp:
+    no "~" after the id, ids = the utterances, or with segments exactly the recordings segments uses;
+    segments: 4 fields, end > start; then feats.scp, cmvn.scp, spk2gender, spk2warp, utt2warp, vad.scp,
+    utt2lang, utt2uniq, utt2dur, utt2num_frames, reco2dur as Kaldi checks them.  A --no-xxx file that is
+    present is still checked.  Tables Kaldi does not know (utt2num_samples, ...) are not checked.
 fix_data_dir.sh [--utt_extra_files "f1 f2"] [--spk_extra_files "f1"] <data-dir>
-    Keeps the utterances present in every utterance table (and whose recording exists), sorts every
-    table, drops duplicate keys (first kept), rebuilds spk2utt, filters speaker/recording tables,
-    backs the old files up in <data-dir>/.backup/, prints "fix_data_dir.sh: kept N utterances out of M",
-    then validates the result.
-copy_data_dir.sh [--utt-prefix P] [--utt-suffix S] [--spk-prefix P] [--spk-suffix S] [--validate_opts O] <src> <dest>
-    Copies the tables, renaming utterances (and speakers), re-sorted; then validates <dest>.
+    Kaldi's filtering: tables sorted by their first field (first of equal keys kept); recordings kept when in
+    wav.scp and used by segments; speakers kept when in cmvn.scp/spk2gender; utterances kept when in feats.scp,
+    text, segments, utt2lang, wav.scp (no segments), utt2dur/utt2num_frames (value > 0); extra files filtered.
+    Everything is computed first: on any failure (no utterance left, utt2spk not sorted by speaker, ...)
+    the dir is left exactly as it was (exit 1); else the originals go to <data-dir>/.backup/ and the changed
+    tables are replaced.  No validation at the end (as Kaldi's).
+copy_data_dir.sh [--utt-prefix P] [--utt-suffix S] [--spk-prefix P] [--spk-suffix S] [--validate-opts O] <src> <dest>
+    Copies the tables, renaming utterances (and speakers), fields re-joined by single spaces, re-sorted;
+    then validates <dest> (with --no-feats / --no-text when <src> lacks feats.scp / text).
 """
 
 from __future__ import annotations
@@ -684,11 +690,14 @@ TOOLS = {"validate_data_dir.sh": validate, "fix_data_dir.sh": fix, "copy_data_di
 def main(prog: str, argv: Optional[List[str]] = None) -> int:
     """Run tool ``prog``; fatal errors -> ``<prog>: <message>`` on stderr, exit status 1."""
     args = sys.argv[1:] if argv is None else argv
-    if args in (["--help"], ["-h"]):
-        print(__doc__)
-        return 0
     try:
+        if args in (["--help"], ["-h"]):
+            print(__doc__)
+            return 0
         return TOOLS[prog](args)
+    except BrokenPipeError:  # e.g. `... --help | head`: stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except DataDirError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 1

@@ -799,11 +799,14 @@ TOOLS = {
 def main(prog: str, argv: Optional[List[str]] = None) -> int:
     """Run tool ``prog``; fatal errors -> ``<prog>: <message>`` on stderr, exit status 1."""
     args = sys.argv[1:] if argv is None else argv
-    if args in (["--help"], ["-h"]):
-        print(__doc__)
-        return 0
     try:
+        if args in (["--help"], ["-h"]):
+            print(__doc__)
+            return 0
         return TOOLS[prog](args)
+    except BrokenPipeError:  # e.g. `... --help | head`: stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except DataDirError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 1

@@ -19,6 +19,7 @@ spk2utt_to_utt2spk.pl [<spk2utt>]   one ``utt spk`` line per utterance, in input
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import BinaryIO, Dict, Iterable, List, Optional, Tuple
@@ -585,5 +586,6 @@ def main(prog: str, argv: Optional[List[str]] = None) -> int:
     except ScpError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
+    except BrokenPipeError:  # e.g. `filter_scp.pl ids big.scp | head`: stop quietly, as perl does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
