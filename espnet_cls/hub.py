@@ -149,6 +149,12 @@ def _find_model_root(snapshot: Path, tmp: Path) -> Path:
     raise DataError(f"cannot find the model in {snapshot}: no config.yaml at its root, no single .zip, {len(configs)} config.yaml files")
 
 
+def _espnet_zip(path: str) -> bool:
+    from espnet_cls.espnet import zip_is_espnet
+
+    return zip_is_espnet(path)
+
+
 def download(
     repo_id: str,
     output_dir: PathLike,
@@ -169,7 +175,9 @@ def download(
     out = Path(output_dir)
     with tempfile.TemporaryDirectory(prefix="espnet_cls_download.") as tmp:
         tmp = Path(tmp)
-        if os.path.isfile(repo_id) and repo_id.endswith(".zip"):
+        if os.path.isfile(repo_id) and repo_id.endswith(".zip") and _espnet_zip(repo_id):
+            snapshot = Path(repo_id)
+        elif os.path.isfile(repo_id) and repo_id.endswith(".zip"):
             unpack(repo_id, tmp / "unpacked")
             snapshot = tmp / "unpacked"
         elif os.path.isdir(repo_id):
@@ -181,6 +189,11 @@ def download(
                 snapshot = Path(snapshot_download(repo_id=repo_id, revision=revision))
             except Exception as e:
                 raise DataError(f"cannot download {repo_id}: {type(e).__name__}: {_first_line(e)}") from None
+        from espnet_cls import espnet
+
+        if espnet.is_espnet_model(snapshot):  # a model trained by real ESPnet: convert it to our layout
+            info = espnet.convert_to_ours(snapshot, out, prefix=str(output_dir))
+            return {**info, "source": str(snapshot)}
         root = _find_model_root(snapshot, tmp / "from_zip")
         meta = yaml.safe_load((root / META).read_text(encoding="utf-8")) if (root / META).is_file() else {}
         for name, digest in (meta.get("sha256") or {}).items():

@@ -11,6 +11,7 @@ tests/test_espnet_oracle.py, ``pytest -m espnet``).
 
 from espnet_cls.espnet.config import EspnetModelError, convert_config
 from espnet_cls.espnet.loader import (
+    convert_to_ours,
     is_espnet_exp_dir,
     is_espnet_model,
     is_espnet_weights,
@@ -18,4 +19,4 @@ from espnet_cls.espnet.loader import (
     zip_is_espnet,
 )
 
-__all__ = ["EspnetModelError", "convert_config", "is_espnet_exp_dir", "is_espnet_model", "is_espnet_weights", "load_espnet_model", "zip_is_espnet"]
+__all__ = ["EspnetModelError", "convert_config", "convert_to_ours", "is_espnet_exp_dir", "is_espnet_model", "is_espnet_weights", "load_espnet_model", "zip_is_espnet"]

@@ -143,7 +143,7 @@ def _conformer(conf: dict, source: str) -> dict:
                                 "positional_dropout_rate", "attention_dropout_rate", "input_layer", "macaron_style",
                                 "use_cnn_module", "cnn_module_kernel")}
     out.update(pos_enc_layer_type=pos, selfattn_layer_type=att, rel_pos_type="latest", after_norm=True,
-               norm_final_without_cnn=False, layer_norm_eps=ESPNET_LAYER_NORM_EPS)
+               norm_final_without_cnn=False, layer_norm_eps=ESPNET_LAYER_NORM_EPS, max_pos_emb_len=int(conf["max_pos_emb_len"]))
     return out
 
 
@@ -224,7 +224,8 @@ def convert_config(config: Mapping[str, Any], source: str = "config.yaml") -> di
     ctype = mconf.get("classification_type", "multi-class")
     if ctype not in ("multi-class", "multi-label"):
         raise EspnetModelError(f"model_conf: classification_type={ctype!r} (ESPnet: multi-class, multi-label)", source)
-    out["model_conf"] = {"classification_type": ctype, "lsm_weight": float(mconf.get("lsm_weight", 0.0))}
+    # ESPnet scores the samples as read (no rounding to the 16-bit grid of our dump)
+    out["model_conf"] = {"classification_type": ctype, "lsm_weight": float(mconf.get("lsm_weight", 0.0)), "pcm16_input": False}
     out["model"] = "espnet"
     return out
 

@@ -255,4 +255,36 @@ def load_espnet_model(
     return model.to(device).eval(), ours
 
 
-__all__ = ["load_espnet_model", "is_espnet_model", "is_espnet_exp_dir", "is_espnet_weights", "zip_is_espnet", "build_from_espnet", "ESPNET_MODEL_FILES"]
+
+
+def convert_to_ours(source: PathLike, output_dir: PathLike, prefix: Optional[str] = None) -> dict:
+    """Write an ESPnet model in our model-folder layout (what ``cls.sh --download_model`` scores):
+    ``config.yaml`` (ours, self-contained), ``model.safetensors`` and ``token_list``.
+
+    ``prefix``: how ``config.yaml`` names ``output_dir`` (default: as given). Returns
+    ``{"config", "model_file", "inference_model"}``.
+    """
+    from safetensors.torch import save_file
+
+    from espnet_cls.fileio import atomic_write
+
+    model, config = load_espnet_model(source)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokens = list(model.token_list)
+    with atomic_write(out / "token_list") as f:
+        f.write("".join(t + "\n" for t in tokens))
+    config = dict(config)
+    config["token_list"] = str(Path(prefix if prefix is not None else str(output_dir)) / "token_list")
+    config["converted_from_espnet"] = str(source)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tmp = out / ".model.safetensors.tmp"
+    save_file(state, str(tmp))
+    os.replace(tmp, out / "model.safetensors")
+    with atomic_write(out / "config.yaml") as f:
+        yaml.safe_dump(config, f, sort_keys=False, allow_unicode=True)
+    logger.info("ESPnet model %s converted into %s", source, out)
+    return {"config": str(out / "config.yaml"), "model_file": str(out / "model.safetensors"), "inference_model": "model.safetensors"}
+
+
+__all__ = ["convert_to_ours", "load_espnet_model", "is_espnet_model", "is_espnet_exp_dir", "is_espnet_weights", "zip_is_espnet", "build_from_espnet", "ESPNET_MODEL_FILES"]

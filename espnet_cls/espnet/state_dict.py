@@ -186,4 +186,20 @@ def load_into(model: nn.Module, mapped: Mapping[str, Tensor], encoder: str, sour
             + (f"; unexpected: {', '.join(result.unexpected_keys[:8])}" if result.unexpected_keys else ""), source)
 
 
-__all__ = ["is_espnet_state_dict", "map_state_dict", "load_into"]
+
+
+def to_ours_for_init(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """ESPnet cls weights renamed to ours for ``--init_param`` (the encoder kind is read from the
+    names: BEATs' ``encoder.encoder.layers``, else transformer/conformer blocks, relative attention
+    when ``linear_pos`` is there). ESPnet's mel matrix is left out (ours is computed)."""
+    if any(k.startswith("encoder.encoder.layers.") for k in state):
+        encoder = "beats"
+    else:
+        encoder = "conformer" if any(".conv_module." in k or ".norm_mha." in k for k in state) else "transformer"
+    rel = any(k.endswith(".self_attn.linear_pos.weight") for k in state)
+    out = map_state_dict(state, encoder, rel_attn=rel)
+    out.pop(MELMAT, None)
+    return out
+
+
+__all__ = ["is_espnet_state_dict", "map_state_dict", "load_into", "to_ours_for_init"]

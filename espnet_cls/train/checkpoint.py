@@ -132,6 +132,11 @@ def load_init_param(model: torch.nn.Module, specs: Sequence[str], ignore_init_mi
         dst = parts[2] if len(parts) > 2 and parts[2] else None
         excl = [e for e in parts[3].split(",") if e] if len(parts) > 3 else []
         sd = load_state_dict_file(path)
+        from espnet_cls.espnet.state_dict import is_espnet_state_dict, to_ours_for_init
+
+        if is_espnet_state_dict(sd):  # weights trained by real ESPnet: its names -> ours
+            sd = to_ours_for_init(sd)
+            logger.info("init_param: %s holds ESPnet cls weights; names mapped to espnet_cls's", path)
         if src is not None:
             sd = {k[len(src) + 1:]: v for k, v in sd.items() if k.startswith(src + ".")}
         if excl:

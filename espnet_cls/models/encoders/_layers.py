@@ -180,12 +180,14 @@ class RelPositionalEncoding(nn.Module):
     ``-(T-1) .. T-1`` (Transformer-XL / ESPnet ``rel_pos``): ``(dropout(x * sqrt(d)), dropout(pe))``.
 
     ``legacy=True``: ESPnet's ``legacy_rel_pos`` (its conformer's default ``rel_pos_type: legacy``):
-    the embeddings of the absolute positions ``0 .. T-1`` instead, ``pe [T, d]``.
+    sinusoidal embeddings of the positions ``M-1, M-2, .., M-T`` instead (``pe [T, d]``, ESPnet's
+    ``reverse=True`` table with ``M = max(max_len, T)``, ``max_len`` = its ``max_pos_emb_len``).
     """
 
-    def __init__(self, d_model: int, dropout_rate: float, legacy: bool = False) -> None:
+    def __init__(self, d_model: int, dropout_rate: float, legacy: bool = False, max_len: int = 5000) -> None:
         super().__init__()
         self.legacy = bool(legacy)
+        self.max_len = int(max_len)
         self.d_model = d_model
         self.xscale = math.sqrt(d_model)
         self.dropout = nn.Dropout(dropout_rate)
@@ -193,8 +195,11 @@ class RelPositionalEncoding(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, T, d] -> (x [B, T, d], pos_emb [2T-1, d] for relative positions -(T-1)..T-1)."""
         t = x.size(1)
-        start = 0 if self.legacy else -(t - 1)
-        pos = torch.arange(start, t, device=x.device, dtype=torch.float32).unsqueeze(1)
+        if self.legacy:
+            top = max(self.max_len, t) - 1
+            pos = torch.arange(top, top - t, -1.0, device=x.device, dtype=torch.float32).unsqueeze(1)
+        else:
+            pos = torch.arange(-(t - 1), t, device=x.device, dtype=torch.float32).unsqueeze(1)
         div = torch.exp(torch.arange(0, self.d_model, 2, device=x.device, dtype=torch.float32) * -(math.log(10000.0) / self.d_model))
         pe = torch.zeros(pos.size(0), self.d_model, device=x.device)
         pe[:, 0::2] = torch.sin(pos * div)
@@ -209,8 +214,10 @@ class RelPositionSelfAttention(nn.Module):
     frames masked. The relative term only depends on ``i - j``, so padding cannot change it.
 
     ``legacy=True``: ESPnet's ``legacy_rel_selfattn`` (with ``zero_triu: false``): the second term
-    is ``(q_i + v) · W_pos p_j`` with ``pos_emb [T, d]`` the embeddings of the absolute positions
-    ``0 .. T-1`` (:class:`RelPositionalEncoding` with ``legacy=True``).
+    is ``(q_i + v) · W_pos p_j`` with ``pos_emb [T, d]`` (:class:`RelPositionalEncoding` with
+    ``legacy=True``), then ESPnet's legacy ``rel_shift`` of that square matrix. (That shift mixes
+    rows, so unlike the latest form it is not a function of ``i - j`` alone; with padding in a
+    batch, ``T`` is the padded length, as in ESPnet.)
     """
 
     def __init__(self, d: int, heads: int, dropout_rate: float, legacy: bool = False) -> None:
@@ -241,7 +248,10 @@ class RelPositionSelfAttention(nn.Module):
         ac = torch.matmul((q + self.pos_bias_u).transpose(1, 2), k.transpose(-2, -1))  # [B, H, T, T]
         bd_all = torch.matmul((q + self.pos_bias_v).transpose(1, 2), p)  # [B, H, T, 2T-1] (legacy: [B, H, T, T])
         if self.legacy:
-            bd = bd_all
+            # ESPnet's legacy rel_shift on the square [T, T] matrix: prepend a zero column, read the
+            # [T, T+1] buffer as [T+1, T] and drop its first row
+            padded = torch.cat([bd_all.new_zeros(b, self.h, t, 1), bd_all], dim=-1)
+            bd = padded.view(b, self.h, t + 1, t)[:, :, 1:].reshape(b, self.h, t, t)
         else:
             ar = torch.arange(t, device=x.device)
             rel_index = (ar.unsqueeze(1) - ar.unsqueeze(0) + t - 1).expand(b, self.h, t, t)  # i - j + T - 1

@@ -109,7 +109,8 @@ class ConformerEncoder(AbsEncoder):
     or ``legacy_rel_pos``/``legacy_rel_selfattn``; ``zero_triu: true`` is not implemented).
     For ESPnet's exact function (models trained by ESPnet): ``after_norm: true`` (a final
     LayerNorm after the blocks), ``norm_final_without_cnn: false`` (the block's final LayerNorm
-    only with a convolution module), ``layer_norm_eps: 1e-12``."""
+    only with a convolution module), ``layer_norm_eps: 1e-12``; ``max_pos_emb_len`` sizes the
+    legacy position table (ESPnet's, default 5000)."""
 
     def __init__(
         self,
@@ -137,6 +138,7 @@ class ConformerEncoder(AbsEncoder):
         after_norm: bool = False,
         norm_final_without_cnn: bool = True,
         layer_norm_eps: float = 1e-5,
+        max_pos_emb_len: int = 5000,
     ) -> None:
         super().__init__()
         if rel_pos_type not in ("latest", "legacy"):
@@ -173,7 +175,9 @@ class ConformerEncoder(AbsEncoder):
         self._output_size = int(output_size)
         self.embed = make_input_layer(input_layer, int(input_size), self._output_size, dropout_rate)
         if self.rel_pos:
-            self.pos = RelPositionalEncoding(self._output_size, positional_dropout_rate, legacy=self.legacy_rel_pos)
+            self.pos = RelPositionalEncoding(
+                self._output_size, positional_dropout_rate, legacy=self.legacy_rel_pos, max_len=int(max_pos_emb_len)
+            )
         else:
             self.pos = PositionalEncoding(self._output_size, positional_dropout_rate)
         self.layers = nn.ModuleList(
@@ -201,6 +205,18 @@ class ConformerEncoder(AbsEncoder):
     def forward(self, xs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """xs [B, T, D], lengths [B] -> hs [B, T', output_size], lengths'."""
         x, lens = self.embed(xs, lengths)
+        if self.legacy_rel_pos and bool((lens < x.size(1)).any()):
+            # ESPnet's legacy relative attention depends on the sequence length T itself (its
+            # rel_shift), so padding would change a clip's result: run each clip at its own length.
+            out = x.new_zeros(x.size(0), x.size(1), self._output_size)
+            for i in range(x.size(0)):
+                n = int(lens[i])
+                out[i, :n] = self._blocks(x[i : i + 1, :n], lens[i : i + 1])[0]
+            return out, lens
+        return self._blocks(x, lens), lens
+
+    def _blocks(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """Positional encoding, the blocks and the final norm on embedded frames x [B, T, d]."""
         pos_emb = None
         if self.rel_pos:
             x, pos_emb = self.pos(x)
@@ -211,4 +227,4 @@ class ConformerEncoder(AbsEncoder):
             x = layer(x, pad, pos_emb)
         if self.after_norm is not None:
             x = self.after_norm(x)
-        return x.masked_fill(pad.unsqueeze(-1), 0.0), lens
+        return x.masked_fill(pad.unsqueeze(-1), 0.0)
