@@ -105,3 +105,26 @@ def test_model_uses_it_in_training_only():
     loss, stats, _ = model(speech, lens, torch.tensor([[0], [1]]))
     loss.backward()
     assert math.isfinite(float(loss.detach())) and "acc" in stats
+
+
+@pytest.mark.parametrize("mode", ["cmn", "instance"])
+def test_cnn_input_norm_removes_channel_and_ignores_padding(mode):
+    from espnet_cls.models.encoders.cnn import CNNEncoder, clip_normalize
+
+    x, lens = batch()
+    offset = torch.linspace(-3, 3, 16).view(1, 1, 16) if mode == "cmn" else torch.tensor(2.5)
+    shifted = x + offset
+    for i, n in enumerate(lens.tolist()):
+        shifted[i, n:] = 0.0
+    a, b = clip_normalize(x, lens, mode), clip_normalize(shifted, lens, mode)
+    for i, n in enumerate(lens.tolist()[:3]):
+        assert torch.allclose(a[i, :n], b[i, :n], atol=1e-4)  # a per-bin (cmn) or level (instance) offset is gone
+        assert bool((a[i, n:] == 0).all())
+    enc = CNNEncoder(16, channels=[4, 8], input_norm=mode).eval()
+    long = torch.cat([x[1:2, :24], torch.full((1, 16, 16), 7.0)], dim=1)  # padding content must not matter
+    h1, l1 = enc(x[1:2, :24], torch.tensor([24]))
+    h2, l2 = enc(long, torch.tensor([24]))
+    assert int(l1) == int(l2) == 6
+    assert torch.allclose(h1, h2[:, :6], atol=1e-5)
+    with pytest.raises(ValueError, match="input_norm"):
+        CNNEncoder(16, channels=[4, 8], input_norm="pcen")

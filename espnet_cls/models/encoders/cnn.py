@@ -7,6 +7,12 @@ is, which a shallow CNN needs) and projected by Linear + ReLU, or averaged (``me
 or maxed (``max``). Padded frames are zeroed before every convolution, so a clip's outputs do
 not depend on the padding of its batch (in eval mode, where BatchNorm uses its running
 statistics); in training, BatchNorm statistics are taken over the valid frames only.
+
+``input_norm`` normalises each clip before the first block, over its valid frames: ``cmn``
+subtracts the clip's mean of every feature bin (cepstral-mean-style channel normalisation: a
+fixed microphone/room/codec colouring is an additive per-bin offset of log-mel features), and
+``instance`` subtracts the clip's mean and divides by its standard deviation over all bins
+(level only). ``none`` (default) keeps the input.
 """
 
 from __future__ import annotations
@@ -38,6 +44,24 @@ class _ConvBlock(nn.Module):
         return x
 
 
+INPUT_NORMS = ("none", "cmn", "instance")
+
+
+def clip_normalize(xs: torch.Tensor, lengths: torch.Tensor, mode: str) -> torch.Tensor:
+    """Per-clip normalisation of xs [B, T, D] over the valid frames (``cmn`` or ``instance``); padding stays 0."""
+    if mode == "none":
+        return xs
+    valid = (~make_pad_mask(lengths, xs.size(1))).to(xs.dtype).unsqueeze(-1)  # [B, T, 1]
+    n = valid.sum(dim=1, keepdim=True).clamp(min=1)  # [B, 1, 1]
+    if mode == "cmn":
+        mean = (xs * valid).sum(dim=1, keepdim=True) / n  # [B, 1, D]
+        return (xs - mean) * valid
+    d = xs.size(2)
+    mean = (xs * valid).sum(dim=(1, 2), keepdim=True) / (n * d)
+    var = ((xs - mean).pow(2) * valid).sum(dim=(1, 2), keepdim=True) / (n * d)
+    return (xs - mean) / var.clamp(min=1e-8).sqrt() * valid
+
+
 @register_encoder("cnn")
 class CNNEncoder(AbsEncoder):
     """PANN-style CNN.
@@ -51,6 +75,8 @@ class CNNEncoder(AbsEncoder):
             over the remaining frequency bins.
         output_size: output dimension; default channels[-1]. With ``mean``/``max`` pooling and
             output_size set, a Linear(channels[-1], output_size) + ReLU is added.
+        input_norm: ``none``, ``cmn`` (per-clip mean of each bin removed) or ``instance``
+            (per-clip mean and variance over all bins).
     """
 
     def __init__(
@@ -61,8 +87,12 @@ class CNNEncoder(AbsEncoder):
         dropout: float = 0.1,
         freq_pooling: str = "flatten",
         output_size: int | None = None,
+        input_norm: str = "none",
     ) -> None:
         super().__init__()
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"encoder_conf.input_norm must be one of {', '.join(INPUT_NORMS)}, got {input_norm!r}")
+        self.input_norm = input_norm
         channels = [int(c) for c in channels]
         if not channels:
             raise ValueError("encoder_conf.channels: need at least one block")
@@ -94,6 +124,7 @@ class CNNEncoder(AbsEncoder):
 
     def forward(self, xs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """xs [B, T, D], lengths [B] -> hs [B, T // 2**n_blocks, output_size()], lengths'."""
+        xs = clip_normalize(xs, lengths.to(xs.device), self.input_norm)
         if xs.size(1) < self.subsampling:  # very short input: pad so that one frame survives
             xs = F.pad(xs, (0, 0, 0, self.subsampling - xs.size(1)))
         x = xs.unsqueeze(1)  # [B, 1, T, D]
