@@ -31,11 +31,11 @@ stop_stage=10000         # Processes is stopped at the specified stage.
 skip_data_prep=false     # Skip data preparation stages (1-4).
 skip_train=false         # Skip training stages (5-6).
 skip_eval=false          # Skip inference and scoring stages (7-8).
-skip_packing=true        # Skip the packing stage (9), unless skip_upload=false.
+skip_packing=true        # Skip the packing stage (9), unless skip_upload=false [ours; ESPnet packs only with skip_upload=false].
 skip_upload=true         # Skip packing and uploading stages (9-10); they run only when false.
 ngpu=1                   # The number of GPUs for training; 0 trains on CPU.
 num_nodes=1              # The number of nodes for training.
-num_procs=               # Training processes per node (empty: max(ngpu, 1)); >1 on CPU uses gloo.
+num_procs=               # Training processes per node (empty: max(ngpu, 1)); >1 on CPU uses gloo [ours].
 nj=32                    # The number of parallel jobs for stages 2 and 5.
 inference_nj=4           # The number of parallel jobs in inference (stage 7).
 gpu_inference=false      # Whether to perform gpu inference.
@@ -50,10 +50,10 @@ lock_wait=false          # If another run writes the same dump/stats/exp dir: wa
 local_data_opts=         # Options passed to local/data.sh: local/data.sh ${datadir} ${local_data_opts}.
 
 # ==== Audio and filtering options ====
-audio_format=flac        # Audio format of the dump: wav or flac.
+audio_format=flac        # Audio format of the dump: wav, flac, wav.ark or flac.ark (ESPnet's list).
 fs=16k                   # Sampling rate of the dump (and of the frontend).
 min_wav_duration=0.1     # Minimum duration in seconds (stage 3, train and valid sets).
-max_wav_duration=        # Maximum duration in seconds (empty: no upper bound).
+max_wav_duration=        # Maximum duration in seconds; empty skips stage 3 altogether (as ESPnet).
 speech_fold_length=160000  # Fold length for speech (samples), used by the folded batch type.
 label_fold_length=1      # Fold length for labels; set it above the class count for multi-label.
 
@@ -62,14 +62,15 @@ cls_tag=                 # Suffix of the experiment dir exp/cls_${cls_tag} (defa
 cls_config=              # Training configuration (yaml).
 cls_args=                # Arguments for training that override the config, e.g. "--max_epoch 10".
 cls_stats_dir=           # Statistics dir (default: ${expdir}/cls_stats_${fs}).
-feats_normalize=global_mvn  # Feature normalization: global_mvn, utterance_mvn or none.
+feats_normalize=uttmvn   # global_mvn overrides the config's normalize (stage-5 stats); uttmvn, utterance_mvn, none keep the config's.
 pretrained_model=        # Initialize the model from these weights (--init_param).
 ignore_init_mismatch=false  # Ignore shape mismatches when loading pretrained_model.
-classification_type=     # multi-class or multi-label (empty: from the config; if given, it must agree).
+classification_type=     # multi-class or multi-label (empty: from the config; if given, it must agree) [ours].
 
 # ==== Inference and upload options ====
 inference_model=valid.acc.best.pth  # Checkpoint in the experiment dir used for inference and packing.
-inference_args=          # Extra arguments for cls_inference, e.g. "--batch_size 32 --threshold 0.4".
+inference_args=          # Extra arguments for cls_inference, e.g. "--batch_size 32 --threshold 0.4" [ours].
+inference_tag=           # Suffix of the inference dirs: ${cls_exp}/cls_<set>_<tag> (empty: ESPnet's ${cls_exp}/cls_<set>).
 output_all_probabilities=true  # Write every class's probability to the score file (else only predicted ones).
 download_model=          # Hugging Face repo id of a model to download and evaluate (runs stages 7-8).
 hf_repo=                 # Hugging Face repo to upload the packed model to (stage 10).
@@ -83,6 +84,7 @@ text_classes=            # Text file the class list is built from (default: the 
 
 help_message=$(cat <<EOF
 Usage: $0 --train_set <train_set_name> --valid_set <valid_set_name> --test_sets "<test_set_names>" [options]
+Options marked [ours] are not in ESPnet's cls.sh; every other option has ESPnet's name and default.
 
 $(awk '
     /^# ==== End of options ====/ {exit}
@@ -118,15 +120,6 @@ for _var in train_set valid_set test_sets; do
         exit 2
     fi
 done
-case "${audio_format}" in
-    wav|flac) ;;
-    *) log "Error: --audio_format must be wav or flac, not '${audio_format}'"; exit 2 ;;
-esac
-case "${feats_normalize}" in
-    global_mvn|utterance_mvn|none) ;;
-    uttmvn) feats_normalize=utterance_mvn ;;  # ESPnet spelling
-    *) log "Error: --feats_normalize must be global_mvn, utterance_mvn or none, not '${feats_normalize}'"; exit 2 ;;
-esac
 if "${use_lightning}"; then
     log "Info: --use_lightning true is accepted and ignored: the espnet_cls trainer does multi-class and multi-label itself"
 fi
@@ -137,38 +130,9 @@ if [ -n "${cls_config}" ] && ! ${python} -m espnet_cls.bin.check_yaml "${cls_con
     exit 2
 fi
 
-# Value of a top-level key of the yaml config (with a default), e.g. cfg_get frontend default
-cfg_get() {
-    if [ -z "${cls_config}" ]; then
-        echo "$2"
-        return
-    fi
-    ${python} - "${cls_config}" "$1" "$2" <<'PY'
-import sys, yaml
-cfg = yaml.safe_load(open(sys.argv[1])) or {}
-keys = sys.argv[2].split(".")
-v = cfg
-for k in keys:
-    v = v.get(k) if isinstance(v, dict) else None
-print(sys.argv[3] if v is None else v)
-PY
-}
-
-# Check the classification type against the config
-if [ -n "${classification_type}" ]; then
-    case "${classification_type}" in
-        multi-class|multi-label) ;;
-        *) log "Error: --classification_type must be multi-class or multi-label, not '${classification_type}'"; exit 2 ;;
-    esac
-    _cfg_type=$(cfg_get model_conf.classification_type "")
-    if [ -n "${_cfg_type}" ] && [ "${_cfg_type}" != "${classification_type}" ]; then
-        log "Error: --classification_type ${classification_type} disagrees with ${cls_config} (model_conf.classification_type: ${_cfg_type})"
-        exit 2
-    fi
-fi
-
 # Derived values
 [ -z "${cls_stats_dir}" ] && cls_stats_dir="${expdir}/cls_stats_${fs}"
+
 if [ -z "${cls_tag}" ]; then
     if [ -n "${cls_config}" ]; then
         cls_tag="$(basename "${cls_config}" .yaml)"
@@ -181,9 +145,13 @@ if [ -z "${cls_tag}" ]; then
     fi
 fi
 cls_exp="${expdir}/cls_${cls_tag}"
+# Where stage 7 writes a set's text/score and stage 8 its scoring/: ESPnet's ${cls_exp}/cls_<set>;
+# --inference_tag T makes it ${cls_exp}/cls_<set>_T, so a second checkpoint's results sit beside the first.
+inference_dir() {
+    echo "${cls_exp}/cls_${1}${inference_tag:+_${inference_tag}}"
+}
 token_list="${datadir}/token_list"
 [ -z "${text_classes}" ] && text_classes="${dumpdir}/${train_set}/text"
-frontend=$(cfg_get frontend default)
 
 # The sets evaluated in stages 7-8: valid and tests, each once
 eval_sets="${valid_set}"
@@ -241,6 +209,26 @@ stage_begin() { _stage_t0=${SECONDS}; log "Stage $1: $2"; }
 stage_end() { log "Stage $1 done in $((SECONDS - _stage_t0)) s"; }
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 
+# The facts of the config that stages 5-7 need, decided in Python (espnet_cls/bin/config_facts.py):
+# cls.sh does not read the yaml. One "key=value" line each, read without eval. Asked once, before
+# stage 1 when the run reaches stages 5-7, so a config that does not fit fails before data prep.
+fact_frontend_opts='' fact_normalize_opts='' fact_model_opts='' fact_speech_type=sound fact_info=''
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 5 ] && { ! "${skip_train}" || ! "${skip_eval}"; }; then
+    need_worker espnet_cls.bin.config_facts 5
+    if ! _facts=$(${python} -m espnet_cls.bin.config_facts --config "${cls_config}" --cls_args "${cls_args}" \
+            --feats_normalize "${feats_normalize}" --stats_file "${cls_stats_dir}/train/feats_stats.npz" --fs "${fs}" \
+            --audio_format "${audio_format}" --classification_type "${classification_type}"); then
+        log "Error: the options above do not fit together (espnet_cls.bin.config_facts)"
+        exit 2
+    fi
+    while IFS= read -r _line; do
+        printf -v "fact_${_line%%=*}" '%s' "${_line#*=}"
+    done <<< "${_facts}"
+    if [ -n "${fact_info}" ]; then
+        log "Info: ${fact_info}"
+    fi
+fi
+
 # ========================== Data preparation ==========================
 if ! "${skip_data_prep}"; then
     if run_stage 1; then
@@ -270,16 +258,16 @@ if ! "${skip_data_prep}"; then
         stage_end 2
     fi
 
-    if run_stage 3; then
+    # As ESPnet's cls.sh: without --max_wav_duration there is no stage 3 (no filtering at all)
+    if [ -z "${max_wav_duration}" ] && run_stage 3; then
+        log "max_wav_duration is not set, skipping stage 3 (Modify long/short data)"
+    elif run_stage 3; then
         stage_begin 3 "Remove short/long utterances and empty text: train and valid sets"
         need_worker espnet_cls.bin.filter_data 3
         lock_dir "${dumpdir}"
         for dset in "${train_set}" "${valid_set}"; do
-            _opts=
-            [ -n "${max_wav_duration}" ] && _opts="--max_wav_duration ${max_wav_duration}"
-            # shellcheck disable=SC2086
             ${python} -m espnet_cls.bin.filter_data --fs "${fs}" \
-                --min_wav_duration "${min_wav_duration}" ${_opts} "${dumpdir}/${dset}"
+                --min_wav_duration "${min_wav_duration}" --max_wav_duration "${max_wav_duration}" "${dumpdir}/${dset}"
         done
         stage_end 3
     fi
@@ -307,12 +295,10 @@ if ! "${skip_train}"; then
     _valid_dir="${dumpdir}/${valid_set}"
     _common_opts=
     [ -n "${cls_config}" ] && _common_opts+="--config ${cls_config} "
-    if [ "${frontend}" != none ]; then
-        _common_opts+="--frontend_conf fs=${fs} "
-    fi
-    _data_opts="--train_data_path_and_name_and_type ${_train_dir}/wav.scp,speech,sound "
+    _common_opts+="${fact_frontend_opts} "
+    _data_opts="--train_data_path_and_name_and_type ${_train_dir}/wav.scp,speech,${fact_speech_type} "
     _data_opts+="--train_data_path_and_name_and_type ${_train_dir}/text,label,text "
-    _data_opts+="--valid_data_path_and_name_and_type ${_valid_dir}/wav.scp,speech,sound "
+    _data_opts+="--valid_data_path_and_name_and_type ${_valid_dir}/wav.scp,speech,${fact_speech_type} "
     _data_opts+="--valid_data_path_and_name_and_type ${_valid_dir}/text,label,text "
 
     if run_stage 5; then
@@ -365,18 +351,9 @@ if ! "${skip_train}"; then
         need_worker espnet_cls.bin.launch 6
         need_worker espnet_cls.bin.cls_train 6
         lock_dir "${cls_exp}"
-        _opts="${_common_opts}"
-        if [ "${frontend}" = none ]; then
-            [ "${feats_normalize}" != none ] && \
-                log "Info: the config's frontend is none (the encoder owns its features): --feats_normalize ${feats_normalize} is ignored"
-            _opts+="--normalize none "
-        elif [ "${feats_normalize}" = global_mvn ]; then
-            _opts+="--normalize global_mvn --normalize_conf stats_file=${cls_stats_dir}/train/feats_stats.npz "
-        else
-            _opts+="--normalize ${feats_normalize} "
-        fi
+        # normalization as ESPnet's cls.sh: only --feats_normalize global_mvn overrides the config
+        _opts="${_common_opts}${fact_normalize_opts} ${fact_model_opts} "
         [ -n "${pretrained_model}" ] && _opts+="--init_param ${pretrained_model} --ignore_init_mismatch ${ignore_init_mismatch} "
-        [ -n "${classification_type}" ] && _opts+="--model_conf classification_type=${classification_type} "
 
         mkdir -p "${cls_exp}"
         echo "${run_args} --stage 6 \"\$@\"; exit \$?" > "${cls_exp}/run.sh"
@@ -447,7 +424,7 @@ if ! "${skip_eval}"; then
         chmod +x "${cls_exp}/run_inference.sh"
         for dset in ${eval_sets}; do
             _data="${dumpdir}/${dset}"
-            _dir="${cls_exp}/cls_${dset}"
+            _dir=$(inference_dir "${dset}")
             _logdir="${_dir}/logdir"
             mkdir -p "${_logdir}"
             _nj=$(min "${inference_nj}" "$(wc -l < "${_data}/wav.scp")")
@@ -465,7 +442,7 @@ if ! "${skip_eval}"; then
             ${_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_logdir}"/cls_inference.JOB.log \
                 ${python} -m espnet_cls.bin.cls_inference \
                     --ngpu "${_ngpu}" \
-                    --data_path_and_name_and_type "${_data}/wav.scp,speech,sound" \
+                    --data_path_and_name_and_type "${_data}/wav.scp,speech,${fact_speech_type}" \
                     --key_file "${_logdir}/keys.JOB.scp" \
                     --classification_train_config "${cls_exp}/config.yaml" \
                     --classification_model_file "${cls_exp}/${inference_model}" \
@@ -493,7 +470,7 @@ if ! "${skip_eval}"; then
         lock_dir "${cls_exp}"
         for dset in ${eval_sets}; do
             _data="${dumpdir}/${dset}"
-            _dir="${cls_exp}/cls_${dset}"
+            _dir=$(inference_dir "${dset}")
             mkdir -p "${_dir}/scoring"
             ${python} pyscripts/utils/score_cls.py \
                 -gtxt "${_data}/text" \
@@ -519,10 +496,8 @@ if ! "${skip_upload}" || ! "${skip_packing}"; then
         stage_begin 9 "Pack model: ${packed_model}"
         need_worker espnet_cls.bin.pack 9
         lock_dir "${cls_exp}"
+        # the packer adds the global-MVN statistics itself when the trained config uses them
         _opts=
-        if [ "${frontend}" != none ] && [ "${feats_normalize}" = global_mvn ]; then
-            _opts+="--option ${cls_stats_dir}/train/feats_stats.npz "
-        fi
         [ -f "${cls_exp}/RESULTS.md" ] && _opts+="--option ${cls_exp}/RESULTS.md "
         [ -d "${cls_exp}/images" ] && _opts+="--option ${cls_exp}/images "
         # shellcheck disable=SC2086

@@ -8,8 +8,9 @@
 #   instruments_mix   multi-label: mixtures of 1-3 families, ~5% noise-only clips (<blank>)
 #   lid               multi-class: spoken language identification (eSpeak NG voices)
 # Importers for corpora on disk:
-#   esc50     --esc50_root DIR [--fold K] [--valid_fold K2] [--esc10 true]
-#   audioset  --audioset_root DIR [--audioset_audio_dir DIR] (multi-label, train/utt2weight)
+#   esc50     [--esc50_root DIR] [--fold K] [--valid_fold K2] [--esc10 true] [--esc50_set_names espnet]
+#   audioset  [--audioset_root DIR] [--audioset_audio_dir DIR] (multi-label, train/utt2weight)
+#             (the roots default to ESC50 / AUDIOSET of db.sh)
 #   folder    --folder_root DIR   (DIR/<label>/*.wav|flac, or DIR/<split>/<label>/...)
 #   csv       --csv FILE          (header path,label[;label...][,split][,id]; .tsv: tab)
 # The work is done in Python (espnet_cls.data.*); this script only dispatches.
@@ -33,8 +34,10 @@ programs=core          # instruments corpora: core (4 archetypal GM programs per
 fold=1                 # esc50: test fold (1..5)
 valid_fold=            # esc50: validation fold (default: fold mod 5 + 1)
 esc10=false            # esc50: keep the ESC-10 subset only
-esc50_root=            # esc50: directory holding meta/esc50.csv and audio/
-audioset_root=         # audioset: class_labels_indices.csv and the segment csv files
+esc50_root=            # esc50: directory holding meta/esc50.csv and audio/ (default: ${ESC50} of db.sh)
+esc50_set_names=default  # esc50: default (train/valid/test) | espnet (ESPnet's train<K>/val<K>)
+esc50_labels=category  # esc50: category (dog, ...) | espnet (ESPnet's audio_class:<target>)
+audioset_root=         # audioset: class_labels_indices.csv and the segment csv files (default: ${AUDIOSET} of db.sh)
 audioset_audio_dir=    # audioset: downloaded clips (default: <audioset_root>/audio)
 audioset_train_csv=balanced_train_segments.csv
 audioset_test_csv=eval_segments.csv
@@ -49,8 +52,12 @@ if [ -f ./path.sh ]; then  # venv, utils/ on PATH, LC_ALL=C (cls.sh has done it 
     # shellcheck source=path.sh
     . ./path.sh
 fi
+if [ -f ./db.sh ]; then  # corpus locations, ESPnet's variable names
+    # shellcheck source=db.sh
+    . ./db.sh
+fi
 
-help_message=$(sed -n '2,16s/^# \{0,1\}//p' "$0")
+help_message=$(sed -n '2,17s/^# \{0,1\}//p' "$0")
 
 datadir=
 if [ $# -gt 0 ] && [[ $1 != -* ]]; then  # cls.sh passes the data dir first
@@ -74,9 +81,9 @@ if [ $# -ne 0 ]; then
 fi
 
 py=${python:-python3}
-need() {  # need <option-name> <value>
+need() {  # need <option-name> <value> [db.sh variable]
     if [ -z "$2" ]; then
-        echo "$0: --corpus ${corpus} needs --$1" >&2
+        echo "$0: --corpus ${corpus} needs --$1${3:+ (or $3 in db.sh)}" >&2
         exit 2
     fi
 }
@@ -97,13 +104,16 @@ case "${corpus}" in
         "${py}" -m espnet_cls.data.prepare "${opts[@]}" "${datadir}"
         ;;
     esc50)
-        need esc50_root "${esc50_root}"
-        opts=(--esc50_root "${esc50_root}" --fold "${fold}" --esc10 "${esc10}" --validate "${validate}")
+        esc50_root=${esc50_root:-${ESC50:-}}
+        need esc50_root "${esc50_root}" ESC50
+        opts=(--esc50_root "${esc50_root}" --fold "${fold}" --esc10 "${esc10}" --validate "${validate}"
+              --set_names "${esc50_set_names}" --labels "${esc50_labels}")
         if [ -n "${valid_fold}" ]; then opts+=(--valid_fold "${valid_fold}"); fi
         "${py}" local/prepare_esc50.py "${opts[@]}" "${datadir}"
         ;;
     audioset)
-        need audioset_root "${audioset_root}"
+        audioset_root=${audioset_root:-${AUDIOSET:-}}
+        need audioset_root "${audioset_root}" AUDIOSET
         opts=(--audioset_root "${audioset_root}" --train_csv "${audioset_train_csv}" --test_csv "${audioset_test_csv}"
               --seed "${seed}" --write_utt2weight "$(weights true)" --validate "${validate}")
         if [ -n "${audioset_audio_dir}" ]; then opts+=(--audio_dir "${audioset_audio_dir}"); fi
@@ -124,4 +134,4 @@ case "${corpus}" in
         exit 2
         ;;
 esac
-log "done: ${datadir}/{train,valid,test}"
+log "done: data dirs in ${datadir}"

@@ -11,7 +11,7 @@ SPEC_OPTIONS = """stage stop_stage skip_data_prep skip_train skip_eval skip_uplo
 inference_nj gpu_inference datadir dumpdir expdir python local_data_opts audio_format fs min_wav_duration
 max_wav_duration speech_fold_length label_fold_length cls_config cls_args cls_tag cls_stats_dir feats_normalize
 pretrained_model ignore_init_mismatch classification_type use_lightning inference_model output_all_probabilities
-download_model hf_repo train_set valid_set test_sets text_classes""".split()
+download_model hf_repo train_set valid_set test_sets text_classes inference_tag""".split()
 
 REQUIRED = ["--train_set", "train", "--valid_set", "valid", "--test_sets", "test"]
 
@@ -25,7 +25,7 @@ def recipe(tmp_path, repo_root):
     """A scratch recipe dir: the real cls.sh, utils/, path.sh, cmd.sh, conf/; a recording local/data.sh."""
     d = tmp_path / "recipe"
     d.mkdir()
-    for f in ["cls.sh", "path.sh", "cmd.sh"]:
+    for f in ["cls.sh", "path.sh", "cmd.sh", "db.sh"]:
         shutil.copy(repo_root / f, d / f)
     for sub in ["utils", "conf"]:
         shutil.copytree(repo_root / sub, d / sub, symlinks=True)
@@ -44,6 +44,14 @@ def test_help_lists_every_spec_option(repo_root, shell_env):
     # grouped, with defaults
     assert "General options:" in out and "Model options:" in out
     assert 'default="valid.acc.best.pth"' in out
+    # ESPnet's defaults, and our own options marked
+    for name, default in [("feats_normalize", "uttmvn"), ("max_wav_duration", ""), ("inference_tag", ""),
+                          ("audio_format", "flac"), ("fs", "16k"), ("nj", "32"), ("inference_nj", "4")]:
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(f"--{name} "))
+        assert line.endswith(f'(default="{default}")'), line
+    for name in ["skip_packing", "num_procs", "inference_args", "classification_type"]:
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(f"--{name} "))
+        assert "[ours" in line, line
 
 
 @pytest.mark.parametrize(
@@ -85,7 +93,8 @@ def test_missing_worker_fails_clearly(recipe, shell_env, tmp_path):
     fake = tmp_path / "nopython"
     fake.write_text("#!/bin/sh\nexit 1\n")
     fake.chmod(0o755)
-    r = run_cls(recipe, [*REQUIRED, "--stage", "3", "--stop_stage", "3", "--python", str(fake)], shell_env)
+    r = run_cls(recipe, [*REQUIRED, "--stage", "3", "--stop_stage", "3", "--max_wav_duration", "20", "--python", str(fake)],
+                shell_env)
     assert r.returncode == 1
     assert "stage 3 needs the worker espnet_cls.bin.filter_data" in r.stdout + r.stderr
 
@@ -108,7 +117,242 @@ def test_shellcheck_clean(repo_root):
     sc = shutil.which("shellcheck")
     if sc is None:
         pytest.skip("shellcheck not installed")
-    files = [str(p) for p in [repo_root / "cls.sh", repo_root / "run.sh", repo_root / "path.sh", repo_root / "cmd.sh"]]
+    files = [str(repo_root / f) for f in ["cls.sh", "run.sh", "run_lid.sh", "run_multilabel.sh", "path.sh", "cmd.sh",
+                                          "db.sh", "local/data.sh"]]
     r = subprocess.run([sc, "-x", "-P", "SCRIPTDIR", *files], capture_output=True, text=True, cwd=repo_root)
     assert r.returncode == 0, r.stdout
     assert Path(files[0]).exists()
+
+
+# ----------------------------------------------------------------------------- the recipe glue, stage by stage
+# A stand-in for --python: the real interpreter for everything except the stage workers, whose command
+# lines it records (one line each) in calls.log; cls_inference writes a prediction for every key.
+FAKE_PYTHON = r"""#!/usr/bin/env bash
+real=@REAL@
+log=@LOG@
+if [ "$1" = -m ]; then
+    case "$2" in
+        espnet_cls.bin.config_facts) exec "${real}" "$@" ;;
+        espnet_cls.bin.cls_inference)
+            printf '%s\n' "$*" >> "${log}"
+            while [ $# -gt 0 ]; do
+                case "$1" in --output_dir) out=$2 ;; --key_file) keys=$2 ;; esac
+                shift
+            done
+            mkdir -p "${out}/prediction"
+            awk '{print $1, "dog"}' "${keys}" > "${out}/prediction/text"
+            awk '{print $1, "0.9 0.1"}' "${keys}" > "${out}/prediction/score"
+            exit 0 ;;
+        espnet_cls.bin.make_results) printf '%s\n' "$*" >> "${log}"; echo "# RESULTS (fake)" > "$3/RESULTS.md"; exit 0 ;;
+        *) printf '%s\n' "$*" >> "${log}"; exit 0 ;;
+    esac
+fi
+case "$1" in
+    pyscripts/*) printf '%s\n' "$*" >> "${log}"; exit 0 ;;
+esac
+exec "${real}" "$@"
+"""
+
+
+@pytest.fixture()
+def fake_python(recipe):
+    """(path of the stand-in python, function returning the recorded worker calls as lists of words)."""
+    import sys
+
+    log = recipe / "calls.log"
+    p = recipe / "fake_python"
+    p.write_text(FAKE_PYTHON.replace("@REAL@", sys.executable).replace("@LOG@", str(log)))
+    p.chmod(0o755)
+
+    def calls(module: str) -> list[list[str]]:
+        if not log.exists():
+            return []
+        return [ln.split() for ln in log.read_text().splitlines() if module in ln.split()[:2]]
+
+    return p, calls
+
+
+def make_dump(recipe: Path, sets=("train", "valid", "test"), n: int = 3) -> None:
+    for s in sets:
+        d = recipe / "dump" / s
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "wav.scp").write_text("".join(f"{s}{i} /x/{s}{i}.flac\n" for i in range(n)))
+        (d / "text").write_text("".join(f"{s}{i} dog\n" for i in range(n)))
+        (d / "utt2num_samples").write_text("".join(f"{s}{i} 16000\n" for i in range(n)))
+        (d / "feats_type").write_text("raw\n")
+
+
+def opt_after(words: list[str], name: str) -> list[str]:
+    """Every value given to option ``name`` in a recorded command line."""
+    return [b for a, b in zip(words, words[1:]) if a == name]
+
+
+def test_inference_tag_names_the_inference_dirs(recipe, shell_env, fake_python):
+    """--inference_tag T: stage 7 writes exp/cls_X/cls_<set>_T and stage 8 scores there (no tag: cls_<set>, in test_e2e)."""
+    py, calls = fake_python
+    make_dump(recipe)
+    exp = recipe / "exp" / "cls_train"
+    exp.mkdir(parents=True)
+    r = run_cls(recipe, [*REQUIRED, "--stage", "7", "--stop_stage", "8", "--python", str(py), "--inference_nj", "2",
+                         "--inference_tag", "ave3"], shell_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for s in ["valid", "test"]:
+        d = exp / f"cls_{s}_ave3"
+        assert (d / "text").read_text().split("\n")[:-1] == [f"{s}{i} dog" for i in range(3)]
+        assert len((d / "score").read_text().splitlines()) == 3
+    assert sorted(p.name for p in exp.iterdir() if p.is_dir()) == ["cls_test_ave3", "cls_valid_ave3"]
+    outs = sorted(opt_after(c, "-o")[0] for c in calls("pyscripts/utils/score_cls.py"))
+    assert outs == ["exp/cls_train/cls_test_ave3/scoring", "exp/cls_train/cls_valid_ave3/scoring"]
+    (inf,) = [c for c in calls("espnet_cls.bin.cls_inference") if "keys.1.scp" in " ".join(c) and "cls_test" in " ".join(c)]
+    assert opt_after(inf, "--data_path_and_name_and_type") == ["dump/test/wav.scp,speech,sound"]
+
+
+def _stage6_args(recipe, shell_env, fake_python, cfg_text: str, extra: list[str]) -> list[str]:
+    py, calls = fake_python
+    make_dump(recipe)
+    cfg = recipe / "conf" / "c.yaml"
+    cfg.write_text(cfg_text)
+    r = run_cls(recipe, [*REQUIRED, "--stage", "6", "--stop_stage", "6", "--python", str(py), "--ngpu", "0",
+                         "--cls_config", "conf/c.yaml", *extra], shell_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (launch,) = calls("espnet_cls.bin.launch")
+    return launch
+
+
+STATS = "exp/cls_stats_16k/train/feats_stats.npz"
+
+
+@pytest.mark.parametrize(
+    "cfg_text, feats_normalize, cls_args, normalize, opts",
+    [
+        # ESPnet's default (uttmvn) and every value but global_mvn leave the config's normalize alone
+        ("normalize: utterance_mvn\n", "uttmvn", "", "utterance_mvn", ""),
+        ("normalize: utterance_mvn\n", "utterance_mvn", "", "utterance_mvn", ""),
+        ("normalize: utterance_mvn\n", "none", "", "utterance_mvn", ""),
+        ("normalize: none\n", "uttmvn", "", "none", ""),
+        ("", "uttmvn", "", "utterance_mvn", ""),  # the task default
+        # only global_mvn overrides the config, with stage 5's statistics
+        ("normalize: utterance_mvn\n", "global_mvn", "", "global_mvn", f"--normalize global_mvn --normalize_conf stats_file={STATS}"),
+        ("normalize: none\n", "global_mvn", "", "global_mvn", f"--normalize global_mvn --normalize_conf stats_file={STATS}"),
+        # a config asking for global_mvn without a stats file gets stage 5's; one with its own keeps it
+        ("normalize: global_mvn\n", "uttmvn", "", "global_mvn", f"--normalize_conf stats_file={STATS}"),
+        ("normalize: global_mvn\nnormalize_conf:\n  stats_file: my.npz\n", "uttmvn", "", "global_mvn", ""),
+        # frontend none: the encoder owns its features, global_mvn is not applied
+        ("frontend: none\nnormalize: none\n", "global_mvn", "", "none", ""),
+        # --cls_args count as part of the config
+        ("normalize: utterance_mvn\n", "uttmvn", "--normalize global_mvn", "global_mvn", f"--normalize_conf stats_file={STATS}"),
+    ],
+)
+def test_feats_normalize_precedence_as_espnet(tmp_path, cfg_text, feats_normalize, cls_args, normalize, opts):
+    from espnet_cls.bin.config_facts import recipe_facts
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(cfg_text)
+    facts = recipe_facts(str(cfg), cls_args, feats_normalize, STATS)
+    assert (facts["normalize"], facts["normalize_opts"]) == (normalize, opts)
+    assert facts["frontend_opts"] == ("" if "frontend: none" in cfg_text else "--frontend_conf fs=16k")
+
+
+def test_bad_feats_normalize_is_refused():
+    from espnet_cls.bin.config_facts import recipe_facts
+    from espnet_cls.fileio import DataError
+
+    with pytest.raises(DataError, match="feats_normalize"):
+        recipe_facts(None, feats_normalize="globalmvn")
+    with pytest.raises(DataError, match="audio_format"):
+        recipe_facts(None, audio_format="mp3")
+
+
+def test_stage6_passes_the_facts(recipe, shell_env, fake_python):
+    # ESPnet's default feats_normalize with a config asking for global_mvn: stage 5's stats, the type, kaldi_ark
+    args = _stage6_args(recipe, shell_env, fake_python, "normalize: global_mvn\n",
+                        ["--classification_type", "multi-label", "--audio_format", "flac.ark"])
+    assert opt_after(args, "--normalize") == []
+    assert opt_after(args, "--normalize_conf") == [f"stats_file={STATS}"]
+    assert opt_after(args, "--frontend_conf") == ["fs=16k"]
+    assert opt_after(args, "--model_conf") == ["classification_type=multi-label"]
+    assert opt_after(args, "--train_data_path_and_name_and_type")[0] == "dump/train/wav.scp,speech,kaldi_ark"
+    assert opt_after(args, "--config") == ["conf/c.yaml"]
+
+
+def test_stage6_global_mvn_overrides_the_config(recipe, shell_env, fake_python):
+    args = _stage6_args(recipe, shell_env, fake_python, "normalize: utterance_mvn\n", ["--feats_normalize", "global_mvn"])
+    assert opt_after(args, "--normalize") == ["global_mvn"]
+    assert opt_after(args, "--normalize_conf") == [f"stats_file={STATS}"]
+    assert opt_after(args, "--model_conf") == []
+    assert opt_after(args, "--train_data_path_and_name_and_type")[0] == "dump/train/wav.scp,speech,sound"
+
+
+def test_stage3_is_skipped_without_max_wav_duration(recipe, shell_env, fake_python):
+    py, calls = fake_python
+    make_dump(recipe)
+    r = run_cls(recipe, [*REQUIRED, "--stage", "3", "--stop_stage", "3", "--python", str(py)], shell_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "max_wav_duration is not set, skipping stage 3" in r.stdout
+    assert calls("espnet_cls.bin.filter_data") == []
+    r = run_cls(recipe, [*REQUIRED, "--stage", "3", "--stop_stage", "3", "--python", str(py), "--max_wav_duration", "12",
+                         "--min_wav_duration", "0.5"], shell_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    runs = calls("espnet_cls.bin.filter_data")
+    assert [run[-1] for run in runs] == ["dump/train", "dump/valid"]  # never the test sets
+    assert all(opt_after(c, "--max_wav_duration") == ["12"] and opt_after(c, "--min_wav_duration") == ["0.5"] for c in runs)
+
+
+ESPNET_STYLE_DATA_SH = """#!/usr/bin/env bash
+# written here in the manner of ESPnet's egs2/*/cls1/local/data.sh: options, then db.sh under set -u
+set -e
+set -u
+set -o pipefail
+. utils/parse_options.sh
+. ./db.sh
+. ./path.sh
+. ./cmd.sh
+root=${1:-.}
+if [ -z "${ESC50}" ]; then
+    echo "Fill the value of 'ESC50' of db.sh"
+    exit 1
+fi
+mkdir -p "${root}"
+echo "${ESC50} ${AUDIOSET} ${FSD50K} ${VGGSOUND} ${BEANS} ${MELD} fold=${2:-1}" > "${root}/seen_db"
+"""
+
+
+def test_db_sh_is_sourced_by_an_espnet_style_data_sh(recipe, shell_env):
+    (recipe / "local" / "data.sh").write_text(ESPNET_STYLE_DATA_SH)
+    env = {k: v for k, v in shell_env.items() if k not in ("ESC50", "AUDIOSET")}
+    r = run_cls(recipe, [*REQUIRED, "--stop_stage", "1", "--local_data_opts", "3"], env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    seen = (recipe / "data" / "seen_db").read_text().split()
+    assert seen == ["downloads/ESC-50-master", "downloads/audioset", "downloads/fsd50k", "downloads/vggsound",
+                    "downloads", "downloads", "fold=3"]
+    # an edited (or exported) location wins
+    r = run_cls(recipe, [*REQUIRED, "--stop_stage", "1"], {**env, "ESC50": "/db/ESC-50"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (recipe / "data" / "seen_db").read_text().split()[0] == "/db/ESC-50"
+
+
+def test_config_facts_cli(repo_root, shell_env, tmp_path):
+    import sys
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("frontend: default\nnormalize: global_mvn\nmodel_conf:\n  classification_type: multi-label\n")
+    r = subprocess.run([sys.executable, "-m", "espnet_cls.bin.config_facts", "--config", str(cfg), "--fs", "8k",
+                        "--stats_file", "s/feats_stats.npz"], cwd=repo_root, env=shell_env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    facts = dict(line.split("=", 1) for line in r.stdout.splitlines())
+    assert facts["frontend"] == "default" and facts["frontend_opts"] == "--frontend_conf fs=8k"
+    assert facts["normalize"] == "global_mvn" and facts["normalize_opts"] == "--normalize_conf stats_file=s/feats_stats.npz"
+    assert facts["classification_type"] == "multi-label" and facts["speech_type"] == "sound"
+    assert "stats_file" in facts["info"]
+    # a bad value: one line naming it, exit 1, no traceback
+    r = subprocess.run([sys.executable, "-m", "espnet_cls.bin.config_facts", "--config", str(cfg), "--cls_args",
+                        "--no_such_option 1"], cwd=repo_root, env=shell_env, capture_output=True, text=True)
+    assert r.returncode == 1 and r.stdout == ""
+    assert "--no_such_option" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_sh_refuses_an_unknown_corpus(repo_root, shell_env):
+    r = subprocess.run(["bash", "run.sh", "--corpus", "nope"], cwd=repo_root, env=shell_env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2
+    assert "unknown --corpus nope" in r.stderr
