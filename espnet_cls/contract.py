@@ -18,7 +18,9 @@ What lives here
 - the model's input: 16-bit PCM at the model's rate (:data:`PCM_BITS`,
   :data:`PCM_SCALE`): stage 2 writes it, and the model rounds any other input to that
   grid, so float audio and the dump give the same scores.
-- the model's facts read once from its config (:class:`ModelFacts`, :func:`model_facts`).
+- the model's facts read once from its config (:class:`ModelFacts`, :func:`model_facts`), and
+  what ``cls.sh`` passes to stages 5-7 for a training config (:func:`recipe_facts`, printed by
+  ``python -m espnet_cls.bin.config_facts``).
 - the files between stages (:class:`DumpLayout`, :class:`ExpLayout` and the file-name
   constants): what ``docs/design.md`` calls "Files between stages", as code.
 
@@ -339,6 +341,90 @@ def read_model_facts(config_path: PathLike, fs: Union[str, int, None] = None) ->
     except yaml.YAMLError as e:
         raise ContractError(f"not valid yaml: {str(e).splitlines()[0]}", config_path) from None
     return model_facts(cfg or {}, fs=fs, source=config_path)
+
+
+# --------------------------------------------------------------------------- what cls.sh needs of a config
+
+#: ``cls.sh --feats_normalize`` values (``uttmvn`` is ESPnet's default spelling)
+FEATS_NORMALIZE_VALUES = ("global_mvn", "utterance_mvn", "uttmvn", "none")
+#: ``cls.sh --audio_format`` values (ESPnet's list); ``*.ark`` dumps are read as ``kaldi_ark``
+RECIPE_AUDIO_FORMATS = ("wav", "flac", "wav.ark", "flac.ark")
+
+
+def recipe_facts(
+    config: Mapping[str, Any],
+    fs: Union[str, int] = "16k",
+    feats_normalize: str = "uttmvn",
+    stats_file: str = "exp/cls_stats_16k/train/feats_stats.npz",
+    audio_format: str = "flac",
+    classification_type: str = "",
+    source: Optional[PathLike] = None,
+) -> dict[str, str]:
+    """What ``cls.sh`` passes to stages 5-7 for a training config (``cls_args`` already applied).
+
+    Keys: ``frontend`` (``none`` or the name), ``frontend_opts`` (``--frontend_conf fs=<fs>``,
+    empty with ``frontend: none``), ``normalize`` (what training will use), ``normalize_opts``,
+    ``classification_type``, ``model_opts``, ``speech_type`` (``sound`` or ``kaldi_ark``), ``info``
+    (one log line, or empty).
+
+    Normalization is ESPnet's cls.sh rule: only ``feats_normalize == "global_mvn"`` changes
+    anything (``--normalize global_mvn --normalize_conf stats_file=<stats_file>``, which win
+    over the yaml); every other value leaves the config's ``normalize`` (default
+    :data:`DEFAULT_NORMALIZE`). Two additions: a config asking for ``global_mvn`` without a
+    ``stats_file`` gets ``stats_file`` (ESPnet would stop on the missing argument), and
+    ``frontend: none`` drops a ``global_mvn`` request (raw samples have no feature statistics).
+    ``classification_type``, when given, must agree with ``model_conf.classification_type``.
+    """
+    if feats_normalize not in FEATS_NORMALIZE_VALUES:
+        raise ContractError(f"--feats_normalize must be one of {', '.join(FEATS_NORMALIZE_VALUES)}, not {feats_normalize!r}")
+    if audio_format not in RECIPE_AUDIO_FORMATS:
+        raise ContractError(f"--audio_format must be one of {', '.join(RECIPE_AUDIO_FORMATS)}, not {audio_format!r}")
+    if classification_type:
+        check_classification_type(classification_type, "--classification_type")
+    if not isinstance(config, Mapping):
+        raise ContractError(f"the config must be a mapping, got {type(config).__name__}", source)
+    cfg = dict(config)
+    # cls.sh passes --frontend_conf fs=<fs> (it wins over the yaml, as in ESPnet)
+    if not _is_none(cfg.get("frontend", DEFAULT_FRONTEND)):
+        fconf = cfg.get("frontend_conf") or {}
+        if not isinstance(fconf, Mapping):
+            raise ContractError(f"frontend_conf must be a mapping, got {fconf!r}", source)
+        cfg["frontend_conf"] = {**fconf, "fs": fs}
+    facts = model_facts(cfg, fs=fs, source=source)
+    if cfg.get("input_size") is not None:  # a given input size disables the frontend (as ESPnet)
+        facts = ModelFacts(facts.fs, facts.classification_type, None, facts.normalize, False, facts.stats_file)
+
+    info: list[str] = []
+    normalize = facts.normalize or "none"
+    normalize_opts = ""
+    if feats_normalize == GLOBAL_MVN:
+        if facts.frontend is None:
+            info.append("frontend is none (the encoder owns its features): --feats_normalize global_mvn is ignored")
+        else:
+            normalize = GLOBAL_MVN
+            normalize_opts = f"--normalize global_mvn --normalize_conf stats_file={stats_file}"
+    elif facts.uses_global_mvn and not facts.stats_file:
+        normalize_opts = f"--normalize_conf stats_file={stats_file}"
+        info.append(f"the config's normalize is global_mvn without a stats_file: using {stats_file}")
+    elif feats_normalize != "uttmvn":
+        info.append(f"--feats_normalize {feats_normalize} leaves the config's normalize ({normalize}) in force, "
+                    "as ESPnet's cls.sh: only global_mvn overrides it")
+
+    mconf = cfg.get("model_conf") or {}
+    given = mconf.get("classification_type") if isinstance(mconf, Mapping) else None
+    if classification_type and given and classification_type != given:
+        raise ContractError(f"--classification_type {classification_type} disagrees with the config "
+                            f"(model_conf.classification_type: {given})", source)
+    return {
+        "frontend": facts.frontend or "none",
+        "frontend_opts": "" if facts.frontend is None else f"--frontend_conf fs={fs}",
+        "normalize": normalize,
+        "normalize_opts": normalize_opts,
+        "classification_type": classification_type or facts.classification_type,
+        "model_opts": f"--model_conf classification_type={classification_type}" if classification_type else "",
+        "speech_type": "kaldi_ark" if audio_format.endswith(".ark") else "sound",
+        "info": "; ".join(info),
+    }
 
 
 # --------------------------------------------------------------------------- files between stages

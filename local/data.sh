@@ -83,9 +83,16 @@ fi
 py=${python:-python3}
 need() {  # need <option-name> <value> [db.sh variable]
     if [ -z "$2" ]; then
-        echo "$0: --corpus ${corpus} needs --$1${3:+ (or $3 in db.sh)}" >&2
+        local hint=
+        if [ $# -ge 3 ]; then
+            hint=" (or $3 in db.sh naming an existing directory; it is \"${!3:-}\")"
+        fi
+        echo "$0: --corpus ${corpus} needs --$1${hint}" >&2
         exit 2
     fi
+}
+from_db() {  # from_db <db.sh variable>: its value when that directory exists
+    if [ -n "${!1:-}" ] && [ -d "${!1}" ]; then echo "${!1}"; fi
 }
 weights() {  # the --write_utt2weight value for an importer whose own default is $1
     if [ "${write_utt2weight}" = auto ]; then echo "$1"; else echo "${write_utt2weight}"; fi
@@ -104,7 +111,7 @@ case "${corpus}" in
         "${py}" -m espnet_cls.data.prepare "${opts[@]}" "${datadir}"
         ;;
     esc50)
-        esc50_root=${esc50_root:-${ESC50:-}}
+        esc50_root=${esc50_root:-$(from_db ESC50)}
         need esc50_root "${esc50_root}" ESC50
         opts=(--esc50_root "${esc50_root}" --fold "${fold}" --esc10 "${esc10}" --validate "${validate}"
               --set_names "${esc50_set_names}" --labels "${esc50_labels}")
@@ -112,7 +119,7 @@ case "${corpus}" in
         "${py}" local/prepare_esc50.py "${opts[@]}" "${datadir}"
         ;;
     audioset)
-        audioset_root=${audioset_root:-${AUDIOSET:-}}
+        audioset_root=${audioset_root:-$(from_db AUDIOSET)}
         need audioset_root "${audioset_root}" AUDIOSET
         opts=(--audioset_root "${audioset_root}" --train_csv "${audioset_train_csv}" --test_csv "${audioset_test_csv}"
               --seed "${seed}" --write_utt2weight "$(weights true)" --validate "${validate}")

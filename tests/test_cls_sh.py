@@ -241,20 +241,23 @@ STATS = "exp/cls_stats_16k/train/feats_stats.npz"
         ("frontend: none\nnormalize: none\n", "global_mvn", "", "none", ""),
         # --cls_args count as part of the config
         ("normalize: utterance_mvn\n", "uttmvn", "--normalize global_mvn", "global_mvn", f"--normalize_conf stats_file={STATS}"),
+        ("normalize: global_mvn\n", "uttmvn", "--normalize_conf stats_file=x.npz", "global_mvn", ""),
+        ("normalize: utterance_mvn\n", "global_mvn", "--frontend=none", "utterance_mvn", ""),
     ],
 )
 def test_feats_normalize_precedence_as_espnet(tmp_path, cfg_text, feats_normalize, cls_args, normalize, opts):
-    from espnet_cls.bin.config_facts import recipe_facts
+    from espnet_cls.bin.config_facts import config_facts as recipe_facts
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(cfg_text)
     facts = recipe_facts(str(cfg), cls_args, feats_normalize, STATS)
     assert (facts["normalize"], facts["normalize_opts"]) == (normalize, opts)
-    assert facts["frontend_opts"] == ("" if "frontend: none" in cfg_text else "--frontend_conf fs=16k")
+    no_frontend = "frontend: none" in cfg_text or "frontend=none" in cls_args
+    assert facts["frontend_opts"] == ("" if no_frontend else "--frontend_conf fs=16k")
 
 
 def test_bad_feats_normalize_is_refused():
-    from espnet_cls.bin.config_facts import recipe_facts
+    from espnet_cls.bin.config_facts import config_facts as recipe_facts
     from espnet_cls.fileio import DataError
 
     with pytest.raises(DataError, match="feats_normalize"):
@@ -346,9 +349,14 @@ def test_config_facts_cli(repo_root, shell_env, tmp_path):
     assert "stats_file" in facts["info"]
     # a bad value: one line naming it, exit 1, no traceback
     r = subprocess.run([sys.executable, "-m", "espnet_cls.bin.config_facts", "--config", str(cfg), "--cls_args",
-                        "--no_such_option 1"], cwd=repo_root, env=shell_env, capture_output=True, text=True)
+                        "--model_conf classification_type=multi-lable"], cwd=repo_root, env=shell_env,
+                       capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 1 and r.stdout == ""
-    assert "--no_such_option" in r.stderr and "Traceback" not in r.stderr
+    assert "multi-lable" in r.stderr and "Traceback" not in r.stderr
+    # no model code is imported: the facts cost a yaml read, not a torch start
+    r = subprocess.run([sys.executable, "-c", "import sys; from espnet_cls.bin import config_facts; "
+                        "print('torch' in sys.modules)"], cwd=repo_root, env=shell_env, capture_output=True, text=True)
+    assert r.stdout.strip() == "False", r.stderr
 
 
 def test_run_sh_refuses_an_unknown_corpus(repo_root, shell_env):

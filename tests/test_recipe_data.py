@@ -49,5 +49,5 @@ def test_local_data_sh_esc50_from_db_sh(tmp_path, repo_root, shell_env):
     env = {k: v for k, v in shell_env.items() if k != "ESC50"}
     r = subprocess.run(["bash", "local/data.sh", str(tmp_path / "d2"), "--corpus", "esc50"], cwd=repo_root, env=env,
                        capture_output=True, text=True)
-    assert r.returncode != 0
-    assert "downloads/ESC-50-master/meta/esc50.csv" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2
+    assert "needs --esc50_root (or ESC50 in db.sh naming an existing directory; it is \"downloads/ESC-50-master\")" in r.stderr

@@ -4,9 +4,10 @@
         --feats_normalize uttmvn --stats_file exp/cls_stats_16k/train/feats_stats.npz --fs 16k
 
 cls.sh calls this once instead of reading the yaml itself, so the decisions below are made in
-one place (Python) and cls.sh only passes their results on. The config is resolved the way
-``cls_train`` resolves it (defaults <- yaml <- ``--cls_args``), so a ``--cls_args "--frontend none"``
-counts. Printed keys:
+one place (:func:`espnet_cls.contract.recipe_facts`) and cls.sh only passes their results on. The
+config's keys that decide them (frontend, normalize, model_conf, input_size and their ``_conf``) are
+resolved as ``cls_train`` resolves them (defaults <- yaml <- ``--cls_args``), so a
+``--cls_args "--frontend none"`` counts; no model code (torch) is imported. Printed keys:
 
 ``frontend``            the resolved frontend name (``none`` when the encoder owns its features)
 ``frontend_opts``       ``--frontend_conf fs=<fs>`` (empty with ``frontend: none``)
@@ -33,86 +34,56 @@ import shlex
 from typing import Any, Optional, Sequence
 
 from espnet_cls.cli import run_main, setup_logging
+from espnet_cls.config import load_yaml, parse_conf_value
+from espnet_cls.contract import FEATS_NORMALIZE_VALUES, RECIPE_AUDIO_FORMATS, ContractError, recipe_facts
 from espnet_cls.fileio import DataError
 
-#: ``--feats_normalize`` values cls.sh accepts (``uttmvn`` is ESPnet's default spelling).
-FEATS_NORMALIZE = ("global_mvn", "utterance_mvn", "uttmvn", "none")
-#: ``--audio_format`` values of ESPnet's cls.sh.
-AUDIO_FORMATS = ("wav", "flac", "wav.ark", "flac.ark")
-CLASSIFICATION_TYPES = ("multi-class", "multi-label")
+#: the training options that decide the facts; every other ``--cls_args`` option is cls_train's business
+FACT_KEYS = ("frontend", "frontend_conf", "normalize", "normalize_conf", "model_conf", "input_size")
 
 
-def _none(value: Any) -> bool:
-    return value is None or str(value).strip().lower() in ("none", "null", "")
-
-
-def recipe_facts(
-    config: Optional[str],
-    cls_args: str = "",
-    feats_normalize: str = "uttmvn",
-    stats_file: str = "exp/cls_stats_16k/train/feats_stats.npz",
-    fs: str = "16k",
-    audio_format: str = "flac",
-    classification_type: str = "",
-) -> dict[str, str]:
-    """The facts cls.sh needs for stages 5-9 (see the module docstring). Raises :class:`DataError`."""
-    if feats_normalize not in FEATS_NORMALIZE:
-        raise DataError(f"--feats_normalize must be one of {', '.join(FEATS_NORMALIZE)}, not {feats_normalize!r}")
-    if audio_format not in AUDIO_FORMATS:
-        raise DataError(f"--audio_format must be one of {', '.join(AUDIO_FORMATS)}, not {audio_format!r}")
-    if classification_type and classification_type not in CLASSIFICATION_TYPES:
-        raise DataError(f"--classification_type must be multi-class or multi-label, not {classification_type!r}")
-    from espnet_cls.config import build_parser, resolve_config
-
-    argv = ["--config", config] if config else []
+def resolve_fact_keys(config: Optional[str], cls_args: str = "") -> dict[str, Any]:
+    """The yaml's mapping with the ``--cls_args`` options among :data:`FACT_KEYS` applied, as cls_train does
+    (``--x_conf a=1`` updates keys, a yaml mapping replaces; a later option wins). No torch import."""
+    cfg: dict[str, Any] = dict(load_yaml(config)) if config else {}
     try:
-        argv += shlex.split(cls_args)
+        words = shlex.split(cls_args)
     except ValueError as e:
         raise DataError(f"--cls_args cannot be split into words: {e}") from None
-    parser = build_parser()
+    i = 0
+    while i < len(words):
+        word = words[i]
+        key, eq, value = word[2:].partition("=") if word.startswith("--") else ("", "", "")
+        key = key.replace("-", "_")
+        if key in FACT_KEYS:
+            if not eq:
+                if i + 1 >= len(words):
+                    raise DataError(f"--cls_args: --{key} needs a value")
+                value = words[i + 1]
+                i += 1
+            if key.endswith("_conf"):
+                try:
+                    cfg[key] = parse_conf_value(value, cfg.get(key))
+                except argparse.ArgumentTypeError as e:
+                    raise DataError(f"--cls_args: --{key}: {e}") from None
+            elif key == "input_size":
+                cfg[key] = None if value.strip().lower() in ("none", "null", "") else value
+            else:
+                cfg[key] = value
+        i += 1
+    return cfg
 
-    def error(message: str) -> None:  # one line naming the options, not cls_train's whole usage
-        raise DataError(f"--cls_config {config or '(none)'} --cls_args {cls_args!r}: {message}")
 
-    parser.error = error  # type: ignore[method-assign]
-    cfg = resolve_config(argv, parser)
-
-    info: list[str] = []
-    frontend = "none" if _none(cfg.get("frontend")) or cfg.get("input_size") is not None else str(cfg["frontend"])
-    frontend_opts = "" if frontend == "none" else f"--frontend_conf fs={fs}"
-
-    normalize = "none" if _none(cfg.get("normalize")) else str(cfg["normalize"])
-    nconf = cfg.get("normalize_conf") or {}
-    normalize_opts = ""
-    if feats_normalize == "global_mvn":
-        if frontend == "none":
-            info.append("frontend is none (the encoder owns its features): --feats_normalize global_mvn is ignored")
-        else:
-            normalize = "global_mvn"
-            normalize_opts = f"--normalize global_mvn --normalize_conf stats_file={stats_file}"
-    elif normalize == "global_mvn" and not (isinstance(nconf, dict) and nconf.get("stats_file")):
-        normalize_opts = f"--normalize_conf stats_file={stats_file}"
-        info.append(f"the config's normalize is global_mvn without a stats_file: using {stats_file}")
-    elif feats_normalize != "uttmvn":
-        info.append(f"--feats_normalize {feats_normalize} leaves the config's normalize ({normalize}) in force, "
-                    "as ESPnet's cls.sh: only global_mvn overrides it")
-
-    given = (cfg.get("model_conf") or {}).get("classification_type")
-    if classification_type and given and classification_type != given:
-        raise DataError(f"--classification_type {classification_type} disagrees with {config or '--cls_args'} "
-                        f"(model_conf.classification_type: {given})")
-    ctype = str(classification_type or given or "multi-class")
-    model_opts = f"--model_conf classification_type={classification_type}" if classification_type else ""
-    return {
-        "frontend": frontend,
-        "frontend_opts": frontend_opts,
-        "normalize": normalize,
-        "normalize_opts": normalize_opts,
-        "classification_type": ctype,
-        "model_opts": model_opts,
-        "speech_type": "kaldi_ark" if audio_format.endswith(".ark") else "sound",
-        "info": "; ".join(info),
-    }
+def config_facts(config: Optional[str], cls_args: str = "", feats_normalize: str = "uttmvn",
+                 stats_file: str = "exp/cls_stats_16k/train/feats_stats.npz", fs: str = "16k",
+                 audio_format: str = "flac", classification_type: str = "") -> dict[str, str]:
+    """:func:`espnet_cls.contract.recipe_facts` of ``config`` + ``cls_args``; raises :class:`DataError`."""
+    cfg = resolve_fact_keys(config, cls_args)
+    try:
+        return recipe_facts(cfg, fs, feats_normalize, stats_file, audio_format, classification_type,
+                            source=config or "--cls_args")
+    except ContractError as e:
+        raise DataError(e.msg, e.path, e.line) from None
 
 
 def format_facts(facts: dict[str, str]) -> str:
@@ -128,10 +99,10 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=None, help="the training yaml (cls.sh's --cls_config); empty: the defaults")
     p.add_argument("--cls_args", default="", help="cls.sh's --cls_args (they override the yaml)")
-    p.add_argument("--feats_normalize", default="uttmvn", help=f"one of {', '.join(FEATS_NORMALIZE)}")
+    p.add_argument("--feats_normalize", default="uttmvn", help=f"one of {', '.join(FEATS_NORMALIZE_VALUES)}")
     p.add_argument("--stats_file", default="exp/cls_stats_16k/train/feats_stats.npz", help="stage 5's global-MVN statistics")
     p.add_argument("--fs", default="16k", help="cls.sh's --fs")
-    p.add_argument("--audio_format", default="flac", help=f"one of {', '.join(AUDIO_FORMATS)}")
+    p.add_argument("--audio_format", default="flac", help=f"one of {', '.join(RECIPE_AUDIO_FORMATS)}")
     p.add_argument("--classification_type", default="", help="cls.sh's --classification_type: must agree with the config")
     return p
 
@@ -139,7 +110,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging()
-    facts = recipe_facts(args.config or None, args.cls_args, args.feats_normalize, args.stats_file, args.fs,
+    facts = config_facts(args.config or None, args.cls_args, args.feats_normalize, args.stats_file, args.fs,
                          args.audio_format, args.classification_type)
     print(format_facts(facts), end="")
     return 0
