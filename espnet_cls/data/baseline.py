@@ -23,6 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from espnet_cls.cli import run_main, setup_logging
+from espnet_cls.contract import BLANK, MULTI_CLASS, MULTI_LABEL
 from espnet_cls.fileio import DataError, read_kv
 
 logger = logging.getLogger("espnet_cls.data")
@@ -67,7 +68,7 @@ def load_set(data_dir: Path, fs: int) -> tuple[list[str], np.ndarray, list[list[
         if k not in text:
             raise DataError(f"utterance {k!r} has no text", data_dir / "text")
         feats.append(logmel_stats(load_audio(wavs[k], fs), fs))
-        labels.append([t for t in text[k].split() if t != "<blank>"])
+        labels.append([t for t in text[k].split() if t != BLANK])
     return keys, np.stack(feats), labels
 
 
@@ -101,7 +102,7 @@ def evaluate(train_dir: Path, test_dir: Path, fs: int = 16000, seed: int = 0) ->
         clf.fit(xtr, ytr)
         pred = clf.predict(xte)
         ref = np.array([index.get(v[0], -1) if v else -1 for v in lte])
-        out.update(type="multi-class", accuracy=float(np.mean(pred == ref)))
+        out.update(type=MULTI_CLASS, accuracy=float(np.mean(pred == ref)))
         return out
     ytr = np.zeros((len(ltr), len(classes)), dtype=int)
     for i, v in enumerate(ltr):
@@ -115,7 +116,7 @@ def evaluate(train_dir: Path, test_dir: Path, fs: int = 16000, seed: int = 0) ->
     m_ap, left_out = mean_average_precision(yte, scores)
     labelled = yte.sum(axis=1) > 0
     top1 = yte[np.arange(len(yte)), scores.argmax(axis=1)][labelled]
-    out.update(type="multi-label", mAP=m_ap, classes_without_positive=left_out, top1_hit_rate=float(top1.mean()))
+    out.update(type=MULTI_LABEL, mAP=m_ap, classes_without_positive=left_out, top1_hit_rate=float(top1.mean()))
     return out
 
 

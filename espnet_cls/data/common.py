@@ -194,7 +194,7 @@ def write_splits(
         write_data_dir(datadir / split, utts, (weights or {}).get(split))
         counts: dict[str, int] = {}
         for u in utts:
-            for lab in u.labels or ("<blank>",):
+            for lab in u.labels or (BLANK,):
                 counts[lab] = counts.get(lab, 0) + 1
         shown = " ".join(f"{k}={v}" for k, v in sorted(counts.items())) if len(counts) <= 30 else "..."
         logger.info("%s: %d utterances, %d classes (%s)", datadir / split, len(utts), len(counts), shown)

@@ -18,6 +18,7 @@ import copy
 import logging
 from typing import Any, Mapping
 
+from espnet_cls.contract import CLASSIFICATION_TYPES, DEFAULT_CLASSIFICATION_TYPE, UNK
 from espnet_cls.fileio import DataError
 
 logger = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def convert_config(config: Mapping[str, Any], source: str = "config.yaml") -> di
     tokens = config.get("token_list")
     if tokens is None:
         raise EspnetModelError("config.yaml has no token_list", source)
-    if isinstance(tokens, (list, tuple)) and (not tokens or tokens[-1] != "<unk>"):
+    if isinstance(tokens, (list, tuple)) and (not tokens or tokens[-1] != UNK):
         raise EspnetModelError("token_list: ESPnet's cls task expects <unk> as the last token", source)
     out: dict[str, Any] = {"token_list": list(tokens) if isinstance(tokens, (list, tuple)) else tokens}
 
@@ -221,8 +222,8 @@ def convert_config(config: Mapping[str, Any], source: str = "config.yaml") -> di
     if not _none(model) and model != "espnet":
         raise EspnetModelError(f"model: {model!r} is not implemented in espnet_cls (supported: espnet)", source)
     mconf = dict(config.get("model_conf") or {})
-    ctype = mconf.get("classification_type", "multi-class")
-    if ctype not in ("multi-class", "multi-label"):
+    ctype = mconf.get("classification_type", DEFAULT_CLASSIFICATION_TYPE)
+    if ctype not in CLASSIFICATION_TYPES:
         raise EspnetModelError(f"model_conf: classification_type={ctype!r} (ESPnet: multi-class, multi-label)", source)
     # ESPnet scores the samples as read (no rounding to the 16-bit grid of our dump)
     out["model_conf"] = {"classification_type": ctype, "lsm_weight": float(mconf.get("lsm_weight", 0.0)), "pcm16_input": False}

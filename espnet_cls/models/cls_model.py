@@ -18,6 +18,7 @@ from espnet_cls.contract import (
     BLANK,
     DEFAULT_CLASSIFICATION_TYPE,
     MULTI_CLASS,
+    MULTI_LABEL,
     PCM_MAX,
     PCM_MIN,
     PCM_SCALE,
@@ -150,7 +151,7 @@ class CLSModel(nn.Module):
         real = (label >= 0) & (label < self.n_classes)
         idx = torch.where(real, label, torch.full_like(label, self.n_classes))
         onehot = F.one_hot(idx, self.n_classes + 1)[..., : self.n_classes].sum(dim=1).clamp(max=1).float()
-        if self.classification_type == "multi-label":
+        if self.classification_type == MULTI_LABEL:
             return onehot, torch.ones(label.size(0), dtype=torch.bool, device=label.device)
         n_real = real.sum(dim=1)
         if bool((n_real > 1).any()):

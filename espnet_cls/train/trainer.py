@@ -610,8 +610,8 @@ def lightning_criteria(config: dict) -> list[list[str]]:
 
 #: Metrics each phase's history holds (what best_model_criterion etc. may name).
 TRAIN_METRICS = ("loss", "acc")
-VALID_METRICS = {"multi-class": ("loss", "acc", "macro_f1", "mAP", "epoch_mAP"),
-                 "multi-label": ("loss", "acc", "mAP", "micro_f1", "macro_f1", "epoch_mAP")}
+VALID_METRICS = {MULTI_CLASS: ("loss", "acc", "macro_f1", "mAP", "epoch_mAP"),
+                 MULTI_LABEL: ("loss", "acc", "mAP", "micro_f1", "macro_f1", "epoch_mAP")}
 
 
 def check_criteria(config: dict, classification_type: str) -> None:
