@@ -233,6 +233,7 @@ def test_espnet_style_config_trains_and_writes_epoch_map_models(ml_corpus, capfd
     # the log line as train.log holds it, after the "(trainer:N) INFO: " prefix
     lines = [ln.split(" INFO: ", 1)[1] for ln in err.splitlines() if "epoch results:" in ln]
     assert len(lines) == 2
+    assert re.search(r"\) INFO: 1epoch:train:1-1batch: loss=\d+\.\d{3}, acc=\d\.\d{3}, optim0_lr0=", err)
     pat = re.compile(r"^(\d+)epoch results: \[train\] (.*), \[valid\] (.*)$")
     for n, line in enumerate(lines, 1):
         m = pat.match(line)

@@ -51,6 +51,7 @@ from espnet_cls.train.reporter import (
     average_nbest,
     epoch_file,
     epoch_results_line,
+    espnet_value,
     metric_value,
     plot_curves,
     remove_stale_epochs,
@@ -438,7 +439,13 @@ class Trainer:
                 self.scheduler.step_batch()
                 self._on_step()
             if not self.tty and self.info.is_main and i % log_interval == 0 and i < n:
-                logger.info("epoch %d: %d/%d batches, loss %.4f", epoch, i, n, sums["loss"] / max(sums["weight"], 1))
+                # ESPnet's per-interval line: "{epoch}epoch:train:{a}-{b}batch: loss=..., ..." (here the
+                # running means of the epoch so far; ESPnet's are of the interval)
+                fields = [f"loss={espnet_value(sums['loss'] / max(sums['weight'], 1e-12))}"]
+                if sums["acc_weight"] > 0:
+                    fields.append(f"acc={espnet_value(sums['acc'] / sums['acc_weight'])}")
+                fields.append(f"optim0_lr0={espnet_value(current_lrs(self.optimizer)[0])}")
+                logger.info("%depoch:train:%d-%dbatch: %s", epoch, i - log_interval + 1, i, ", ".join(fields))
         tot = D.all_reduce_sum(sums, self.device)
         out = {"loss": tot["loss"] / max(tot["weight"], 1e-12)}
         if tot["acc_weight"] > 0:
