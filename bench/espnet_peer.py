@@ -262,6 +262,29 @@ def stage7(r: Runner, py: str, pkg: str, tk: Path, data: Path, sets: list[str], 
     return wall, cpu, rss
 
 
+def _timespan(text: str) -> float:
+    """Seconds of a humanfriendly timespan as ESPnet logs it ("1 minute and 2.5 seconds", "7.48 seconds")."""
+    import re
+
+    unit = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+    return sum(float(v) * unit[u] for v, u in re.findall(r"([0-9.]+) (second|minute|hour|day)s?", text))
+
+
+def epoch_times(log: Path) -> list[tuple[float, float]]:
+    """``[(train s, valid s)]`` per epoch from the ``Nepoch results: [train] ... time=T, ... [valid] ... time=V``
+    lines that both toolkits' trainers write."""
+    import re
+
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        m = re.search(r"epoch results: \[train\](.*?)\[valid\](.*?)(\[|$)", line)
+        if m:
+            tr = re.search(r"(?:^|, )time=([^,]+)", m.group(1))
+            va = re.search(r"(?:^|, )time=([^,]+)", m.group(2))
+            out.append((_timespan(tr.group(1)) if tr else float("nan"), _timespan(va.group(1)) if va else float("nan")))
+    return out
+
+
 def accuracy(pred: Path, ref: Path) -> float:
     p = dict(line.split(maxsplit=1) for line in pred.read_text().splitlines() if " " in line)
     g = dict(line.split(maxsplit=1) for line in ref.read_text().splitlines())
@@ -432,6 +455,13 @@ def main(argv: list[str] | None = None) -> int:
             row(f"6 train, {args.epochs} epoch(s), whole run", e, o)
             row("6 train, per epoch (whole run / epochs)", (e[0] / args.epochs, e[1] / args.epochs),
                 (o[0] / args.epochs, o[1] / args.epochs))
+            te, to = epoch_times(es / "train.log"), epoch_times(us / "train.log")
+            if te and to:
+                ne, no = len(te), len(to)
+                row("6 train, training pass per epoch (train.log)", (sum(t[0] for t in te) / ne, 0.0),
+                    (sum(t[0] for t in to) / no, 0.0), "[train] time= of the epoch lines")
+                row("6 train, validation per epoch (train.log)", (sum(t[1] for t in te) / ne, 0.0),
+                    (sum(t[1] for t in to) / no, 0.0))
         if 7 in stages:
             print(f"stage 7 (load {load()})", flush=True)
             e = stage7(r, espy, "espnet2", es, data, ["valid", "test"], args.inference_nj, [])

@@ -14,7 +14,11 @@ given: on a shared machine the CPU figure is the one that does not depend on the
 * full-run clips/s: our ``Trainer.run`` per epoch, which also validates on the whole valid
   set and writes checkpoints, history and curves (for information).
 
-    python bench/train.py [--n_train 256] [--seconds 2] [--epochs 3] [--threads 2] [--config conf/train_cnn.yaml]
+* the limit: training FLOPs per clip (forward + backward, ``FlopCounterMode`` over two batches), the
+  achieved GFLOP/s per CPU second of both loops, and the machine's float32 matmul peak per CPU second
+  measured in the same run; ``--profile`` adds a ``torch.profiler`` table of one epoch (where the time goes).
+
+    python bench/train.py [--n_train 256] [--seconds 2] [--epochs 3] [--threads 2] [--config conf/train_cnn.yaml] [--profile]
 """
 
 from __future__ import annotations
@@ -68,6 +72,38 @@ class MinimalLoop:
         return time.perf_counter() - t0, time.process_time() - c0
 
 
+def peak_gflops(repeat: int = 3) -> float:
+    """float32 GFLOP/s per CPU second of a 1024^3 matmul (best of ``repeat``)."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a @ b
+    best = float("inf")
+    for _ in range(repeat):
+        c0 = time.process_time()
+        for _ in range(8):
+            a @ b
+        best = min(best, time.process_time() - c0)
+    return 8 * 2 * 1024**3 / best / 1e9
+
+
+def train_flops_per_clip(tr: Trainer) -> float:
+    """FLOPs of forward + backward per training clip, counted over the first two batches."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from espnet_cls.tasks.cls import build_model
+
+    model = build_model(tr.config)
+    model.train()
+    batches = tr.train_batches.epoch(1)[:2]
+    n = 0
+    with FlopCounterMode(display=False) as fc:
+        for keys in batches:
+            _k, b = collate([tr.train_ds[k] for k in keys])
+            loss, _stats, _w = model(b["speech"], b["speech_lengths"], b["label"], b["label_lengths"])
+            loss.backward()
+            n += len(keys)
+    return fc.get_total_flops() / max(n, 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(REPO / "conf" / "train_cnn.yaml"))
@@ -77,6 +113,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--num_workers", type=int, default=0)
     ap.add_argument("--seconds", type=float, default=2.0, help="clip length (the instruments corpus has 2 s clips)")
+    ap.add_argument("--profile", action="store_true", help="print a torch.profiler table of one training epoch")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
@@ -91,6 +128,7 @@ def main() -> None:
         tr = Trainer(config)
         tr.setup()
         n_clips = sum(len(b) for b in tr.train_batches.epoch(1))
+        flops_per_clip = train_flops_per_clip(tr)
         # warm-up (first-call costs: allocator, lazy imports) for both, not timed
         loop = MinimalLoop(tr)
         loop.epoch(1)
@@ -107,6 +145,13 @@ def main() -> None:
             t_ours += time.perf_counter() - t0
             c_ours += time.process_time() - c0
             ratios.append((time.process_time() - c0) / cpu)
+        if args.profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                tr.train_epoch(args.epochs + 1)
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+        peak = peak_gflops()
         # full runs (validation + checkpoints + history + curves each epoch)
         config2 = resolve_config(argv + ["--output_dir", str(root / "exp_full")])
         tr2 = Trainer(config2)
@@ -125,6 +170,10 @@ def main() -> None:
     print(f"overhead, wall: {100 * (t_ours / t_min - 1):+.1f} %   CPU: {100 * (c_ours / c_min - 1):+.1f} %   "
           f"CPU per epoch pair, median: {100 * (sorted(ratios)[len(ratios) // 2] - 1):+.1f} % "
           f"(all: {', '.join(f'{100 * (r - 1):+.0f}' for r in ratios)})")
+    flops = flops_per_clip * total
+    print(f"training FLOPs: {flops_per_clip / 1e9:.3f} GFLOP per clip (forward + backward); achieved per CPU second: "
+          f"minimal loop {flops / c_min / 1e9:.1f}, ours {flops / c_ours / 1e9:.1f} GFLOP/s; "
+          f"peak (1024^3 float32 matmul) {peak:.1f} GFLOP/s per CPU second")
     print(f"ours full run    : {total / t_full:8.1f} train clips/s wall ({t_full:.2f} s), {total / c_full:8.1f} "
           f"clips/CPU-s ({c_full:.2f} CPU s) incl. validation of {args.n_valid} clips, checkpoints, curves")
 
