@@ -56,6 +56,7 @@ BEATS_DEFAULTS: dict[str, Any] = dict(
     beats_ckpt_path=None, max_layer=None, downsampling_rate=1, adapter_config="", use_weighted_representation=False,
     beats_config=None, specaug_config=None, add_positional_information=False, max_positions=None,
     roll_augment=False, roll_interval=1600, is_pretraining=False,
+    fbank_mean=15.29130, fbank_std=5.90532,  # ESPnet 202611's defaults (the official BEATs code: 15.41663, 6.55582)
 )
 #: ESPnet's LinearDecoder defaults.
 DECODER_DEFAULTS: dict[str, Any] = dict(pooling="mean", dropout=0.0)
@@ -198,12 +199,8 @@ def convert_config(config: Mapping[str, Any], source: str = "config.yaml") -> di
     if defaults is None:
         raise EspnetModelError(f"encoder: {enc!r} is not implemented in espnet_cls (supported: {', '.join(ENCODERS)})", source)
     econf = config.get("encoder_conf") or {}
-    if enc == "beats":  # fbank_mean/std and the rest pass through under the same names
-        extra = {k: v for k, v in econf.items() if k in ("fbank_mean", "fbank_std")}
-        econf = {k: v for k, v in econf.items() if k not in extra}
-        merged = _merged(defaults, econf, f"encoder_conf ({enc})", source)
-        merged.update(extra)
-        out["encoder_conf"] = _beats(merged, source)
+    if enc == "beats":  # the options pass through under the same names
+        out["encoder_conf"] = _beats(_merged(defaults, econf, f"encoder_conf ({enc})", source), source)
     else:
         merged = _merged(defaults, econf, f"encoder_conf ({enc})", source)
         out["encoder_conf"] = _transformer(merged, source) if enc == "transformer" else _conformer(merged, source)
