@@ -76,3 +76,39 @@ def test_legacy_rel_pos_conformer_padding_invariant() -> None:
         other, _ = latest(x, lens)
     torch.testing.assert_close(h[1, : int(hl[1])], alone[0], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(h, other, atol=1e-3)  # legacy is a different function
+
+
+def test_beats_gets_espnet_fbank_defaults() -> None:
+    ours = convert_config({"token_list": TOKENS, "frontend": None, "input_size": 1, "encoder": "beats",
+                           "encoder_conf": {"beats_ckpt_path": "x.pt"}})
+    assert ours["frontend"] is None and ours["input_size"] == 1
+    assert (ours["encoder_conf"]["fbank_mean"], ours["encoder_conf"]["fbank_std"]) == (15.29130, 5.90532)
+
+
+@pytest.mark.parametrize("encoder, conf", [
+    ("transformer", {"output_size": 16, "attention_heads": 2, "linear_units": 24, "num_blocks": 2, "input_layer": "conv2d"}),
+    ("conformer", {"output_size": 16, "attention_heads": 2, "linear_units": 24, "num_blocks": 2, "macaron_style": True,
+                   "cnn_module_kernel": 5, "input_layer": "linear"}),
+])
+def test_espnet_names_round_trip(tmp_path, encoder: str, conf: dict) -> None:
+    """Our model -> ESPnet's names (export) -> ours (loader) gives back every tensor, and the
+    ESPnet-side config converts back to a model with the same weights and outputs."""
+    from espnet_cls.espnet.export import export_espnet
+    from espnet_cls.espnet.loader import load_espnet_model
+    from espnet_cls.tasks.cls import build_model
+
+    config = convert_config({"token_list": TOKENS, "frontend": "default", "frontend_conf": {"n_mels": 20},
+                             "normalize": "utterance_mvn", "encoder": encoder, "encoder_conf": conf})
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    info = export_espnet(model, config, tmp_path / "esp")
+    assert not info["notes"]
+    back, _ = load_espnet_model(tmp_path / "esp")
+    a, b = model.state_dict(), back.state_dict()
+    assert set(a) == set(b)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)
+    x = torch.randn(2, 4000)
+    lens = torch.tensor([4000, 3100])
+    with torch.no_grad():
+        torch.testing.assert_close(model.predict_proba(x, lens), back.predict_proba(x, lens))
