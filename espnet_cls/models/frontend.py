@@ -8,6 +8,12 @@ gives alone ("padding must not change a result"). Frame count per clip:
 ``num_samples // hop_length + 1`` (centred STFT), as ESPnet.
 
 The default ``hop_length`` is 160 (10 ms at 16 kHz); ESPnet's is 128.
+
+The log floor stays ESPnet's ``1e-10``. In empty mel bands (band-limited audio) it sits
+below the 16-bit quantisation noise (~5e-10), so a float clip and its 16-bit dump would
+give different features; that is handled before the frontend, not by a higher floor:
+:meth:`espnet_cls.models.cls_model.CLSModel.prepare_input` puts every input on the dump's
+16-bit grid (docs/design.md, "Train/serve parity").
 """
 
 from __future__ import annotations
