@@ -23,6 +23,7 @@ setup(
         "matplotlib>=3.6",
         "safetensors>=0.4",
         "huggingface_hub>=0.20",
+        "kaldiio>=2.17",
     ],
     extras_require={
         "demo": ["pretty_midi>=0.2.10", "espeakng-loader>=0.2"],

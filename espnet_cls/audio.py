@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 from typing import Any, Optional
 
@@ -39,6 +40,7 @@ __all__ = [
     "SegmentError",
     "segment_frames",
     "is_pipe",
+    "is_ark",
     "read_entry",
     "to_mono",
     "resample",
@@ -56,6 +58,11 @@ DEFAULT_MAX_OVERSHOOT = 0.5
 
 #: output formats: extension -> (libsndfile format, subtype)
 AUDIO_FORMATS = {"flac": ("FLAC", f"PCM_{PCM_BITS}"), "wav": ("WAV", f"PCM_{PCM_BITS}")}
+#: ESPnet's archive formats: the clips of a job in one Kaldi ark (each clip a flac/wav file,
+#: kaldiio's "soundfile" write function), ``wav.scp`` pointing at ``<ark>:<byte offset>``
+ARK_AUDIO_FORMATS = {"flac.ark": "flac", "wav.ark": "wav"}
+
+_ARK_ENTRY = re.compile(r"^(?P<ark>.+\.ark):(?P<offset>\d+)$")
 
 
 class AudioError(Exception):
@@ -146,19 +153,54 @@ def segment_frames(n: int, fs: int, start: float, end: Optional[float], max_over
     return a, b
 
 
+def is_ark(entry: str) -> bool:
+    """True for a Kaldi ark entry (``path.ark:offset``), as stage 2 writes for ``--audio_format flac.ark``."""
+    return bool(_ARK_ENTRY.match(entry.strip()))
+
+
+def _read_ark(entry: str) -> tuple[np.ndarray, int]:
+    """Decode an audio clip stored in a Kaldi ark (kaldiio), as ``[frames, channels]`` float32."""
+    import kaldiio
+
+    path = _ARK_ENTRY.match(entry).group("ark")
+    if not os.path.exists(path):
+        raise AudioError(f"ark file not found: {path}")
+    try:
+        obj = kaldiio.load_mat(entry)
+    except Exception as e:  # noqa: BLE001 - kaldiio raises many types for a bad ark
+        raise AudioError(f"cannot read ark entry {entry}: {type(e).__name__}: {e}") from None
+    if not (isinstance(obj, tuple) and len(obj) == 2):
+        raise AudioError(f"ark entry {entry} holds a Kaldi matrix, not audio (stage 2 writes flac.ark / wav.ark)")
+    a, b = obj
+    rate, x = (a, b) if isinstance(b, np.ndarray) else (b, a)
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float64) / float(np.iinfo(x.dtype).max + 1)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    return x, int(rate)
+
+
 def read_entry(
     entry: str,
     start: float = 0.0,
     end: Optional[float] = None,
     max_overshoot: float = DEFAULT_MAX_OVERSHOOT,
 ) -> tuple[np.ndarray, int]:
-    """Decode one ``wav.scp`` value (path or pipe), optionally only ``start``..``end`` s.
+    """Decode one ``wav.scp`` value (path, pipe or ``ark:offset``), optionally only ``start``..``end`` s.
 
     Returns ``(x, fs)`` with ``x`` float32 of shape ``[frames, channels]`` at the file's
     own rate. A path is read with seeking (only the segment is decoded); a pipe's output is
     decoded whole, then cut. Raises :class:`AudioError` (missing/unreadable file, failing
     pipe) or its subclass :class:`SegmentError` (segment outside the recording).
     """
+    if is_ark(entry):
+        x, fs = _read_ark(entry.strip())
+        if start == 0.0 and (end is None or end == -1):
+            return x, fs
+        a, b = segment_frames(len(x), fs, start, end, max_overshoot)
+        return x[a:b], fs
     if is_pipe(entry):
         data = _fix_streamed_wav(_run_pipe(entry))
         try:

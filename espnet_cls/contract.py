@@ -437,7 +437,7 @@ DUMP_FS_FILE = "fs"
 FEATS_TYPE_FILE = "feats_type"
 AUDIO_FORMAT_FILE = "audio_format"
 #: audio formats stage 2 writes (16-bit PCM each)
-DUMP_AUDIO_FORMATS = ("flac", "wav")
+DUMP_AUDIO_FORMATS = ("flac", "wav", "flac.ark", "wav.ark")
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,14 @@ import numpy as np
 import soundfile as sf
 
 from espnet_cls.audio import (
+    ARK_AUDIO_FORMATS,
     AUDIO_FORMATS,
     DEFAULT_MAX_OVERSHOOT,
     AudioError,
     SegmentError,
     audio_info_ok,
     check_samples,
+    is_ark,
     is_pipe,
     read_entry,
     resample,
@@ -293,6 +295,43 @@ class _Reuse:
         return n
 
 
+class _ArkWriter:
+    """One job's clips in one Kaldi ark, ``<outdir>/data.<fmt>.ark`` (ESPnet's ``--audio_format
+    flac.ark``/``wav.ark``): each clip a 16-bit flac/wav file written by kaldiio's "soundfile"
+    function; ``wav.scp`` points at ``<ark>:<offset>``. Written to a temp name and renamed
+    when the job succeeded, so an ark is complete or absent (a re-run rewrites it whole)."""
+
+    def __init__(self, outdir: str, audio_format: str) -> None:
+        self.sub = ARK_AUDIO_FORMATS[audio_format]
+        self.path = os.path.join(outdir, f"data.{audio_format}")
+        self.tmp = os.path.join(outdir, f".data.{audio_format}.tmp{os.getpid()}")
+        self.f = open(self.tmp, "wb")
+
+    def add(self, utt: str, y: np.ndarray, fs: int) -> tuple[str, int]:
+        """Append one clip; returns its ``wav.scp`` value and the number of clipped samples."""
+        import kaldiio
+
+        from espnet_cls.contract import PCM_MAX, PCM_MIN, PCM_SCALE
+
+        scaled = np.round(np.asarray(y, dtype=np.float64) * PCM_SCALE)
+        n_clip = int(np.count_nonzero((scaled > PCM_MAX) | (scaled < PCM_MIN)))
+        pcm = np.clip(scaled, PCM_MIN, PCM_MAX).astype(np.int16)
+        offset = self.f.tell() + len((utt + " ").encode("utf-8"))
+        kaldiio.save_ark(self.f, {utt: (pcm, int(fs))}, write_function="soundfile", write_kwargs={"format": self.sub})
+        return f"{self.path}:{offset}", n_clip
+
+    def close(self, keep: bool) -> None:
+        try:
+            self.f.flush()
+            os.fsync(self.f.fileno())
+        finally:
+            self.f.close()
+        if keep:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+
+
 def format_wav_scp(
     wav_scp: str,
     outdir: str,
@@ -315,8 +354,9 @@ def format_wav_scp(
     (default ``outdir/wav.scp``, ``outdir/utt2num_samples``). Per-utterance problems
     are returned in ``JobResult.errors`` (and logged); a malformed input file raises.
     """
-    if audio_format not in AUDIO_FORMATS:
-        raise DataError(f"unknown audio format {audio_format!r} (choose from {', '.join(AUDIO_FORMATS)})")
+    if audio_format not in AUDIO_FORMATS and audio_format not in ARK_AUDIO_FORMATS:
+        choices = ", ".join([*AUDIO_FORMATS, *ARK_AUDIO_FORMATS])
+        raise DataError(f"unknown audio format {audio_format!r} (choose from {choices})")
     # default set name: the data dir holding wav.scp (data/<set>/wav.scp)
     set_name = set_name or os.path.basename(os.path.dirname(os.path.abspath(wav_scp)))
     out_wav_scp = out_wav_scp or os.path.join(outdir, "wav.scp")
@@ -343,7 +383,8 @@ def format_wav_scp(
     res = JobResult(n_total=len(utts))
     paths: dict[str, str] = {}
     cache = _PipeCache()
-    reuse = _Reuse(outdir, fs, audio_format)
+    ark = _ArkWriter(outdir, audio_format) if audio_format in ARK_AUDIO_FORMATS else None
+    reuse = None if ark is not None else _Reuse(outdir, fs, audio_format)
     t0 = time.perf_counter()
     it = utts
     if show_progress:
@@ -390,7 +431,7 @@ def format_wav_scp(
         # reuse a complete output of an earlier run (in this job's folder, or moved from
         # another format.* folder when the split changed)
         tag = source_tag(entry, seg, max_overshoot)
-        n = reuse.find(utt, out_path, tag, entry)
+        n = reuse.find(utt, out_path, tag, entry) if reuse is not None else None
         if n is not None:
             res.num_samples[utt] = n
             res.n_reused += 1
@@ -424,7 +465,10 @@ def format_wav_scp(
         except AudioError as e:
             fail(utt, f"{e}{rec_note}", *where)
             continue
-        n_clip = write_audio(out_path, y, fs, audio_format, comment=tag)
+        if ark is not None:
+            paths[utt], n_clip = ark.add(utt, y, fs)
+        else:
+            n_clip = write_audio(out_path, y, fs, audio_format, comment=tag)
         if n_clip:
             res.n_clipped_utts += 1
             logger.warning("set %s, utt %s: %d sample(s) clipped to the 16-bit range", set_name, utt, n_clip)
@@ -436,6 +480,8 @@ def format_wav_scp(
             logger.info("%s: %d/%d clips, %.1f clips/s", os.path.basename(outdir), i, len(utts), i / max(dt, 1e-9))
 
     res.elapsed = time.perf_counter() - t0
+    if ark is not None:
+        ark.close(keep=not res.errors)
     if not res.errors:
         write_kv(out_wav_scp, ((u, paths[u]) for u in utts))
         write_kv(out_num_samples, ((u, str(res.num_samples[u])) for u in utts))
@@ -713,14 +759,14 @@ def dump_end(
 
 def _remove_unlisted(audiodir: str, nj: int, listed: set) -> None:
     """Delete audio under ``audiodir/format.*`` that ``wav.scp`` does not list (earlier runs)."""
-    listed_real = {os.path.realpath(p) for p in listed}
+    listed_real = {os.path.realpath(p.rsplit(":", 1)[0] if is_ark(p) else p) for p in listed}
     stale = []
     for d in glob.glob(os.path.join(glob.escape(audiodir), "format.*")):
         if not os.path.isdir(d):
             continue
         with os.scandir(d) as it:
             for e in it:
-                if e.is_file() and e.name.endswith((".flac", ".wav")) and os.path.realpath(e.path) not in listed_real:
+                if e.is_file() and e.name.endswith((".flac", ".wav", ".ark")) and os.path.realpath(e.path) not in listed_real:
                     stale.append(e.path)
     if stale:
         logger.info("removing %d audio file(s) of earlier runs not listed in wav.scp", len(stale))

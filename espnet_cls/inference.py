@@ -486,10 +486,8 @@ def run_inference(
     if not speech:
         raise DataError("--data_path_and_name_and_type: need a PATH,speech,sound entry")
     wav_scp, _name, typ = speech[0]
-    if typ not in ("sound", "kaldi_ark"):
-        raise DataError(f"--data_path_and_name_and_type: type {typ!r} is not supported (use sound)")
-    if typ == "kaldi_ark":
-        raise DataError("kaldi_ark input is not supported: dump with --audio_format flac or wav")
+    if typ not in ("sound", "kaldi_ark"):  # kaldi_ark: ark:offset entries, read by espnet_cls.audio
+        raise DataError(f"--data_path_and_name_and_type: type {typ!r} is not supported (use sound or kaldi_ark)")
     model, config = load_inference_model(train_config, model_file, packed_model, device)
     torch_dtype = DTYPES[dtype]
     if torch_dtype == torch.float64:

@@ -25,7 +25,7 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from espnet_cls.audio import AUDIO_FORMATS, DEFAULT_MAX_OVERSHOOT
+from espnet_cls.audio import ARK_AUDIO_FORMATS, AUDIO_FORMATS, DEFAULT_MAX_OVERSHOOT
 from espnet_cls.cli import run_main, setup_logging, str2bool, str_or_none
 from espnet_cls.contract import parse_fs
 from espnet_cls.dump import dump_begin, dump_end, failed_jobs_report, format_wav_scp
@@ -64,7 +64,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--logdir", type=str_or_none, default=None, help="steps begin/report: default OUTDIR/logs")
     p.add_argument("--audiodir", type=str_or_none, default=None, help="steps report/end: default OUTDIR/data")
     p.add_argument("--fs", type=_fs, default=None, help="target sampling rate: 16k, 16000, 8k, 44.1k (steps job, end)")
-    p.add_argument("--audio_format", "--audio-format", default="flac", choices=sorted(AUDIO_FORMATS))
+    p.add_argument("--audio_format", "--audio-format", default="flac", choices=sorted([*AUDIO_FORMATS, *ARK_AUDIO_FORMATS]),
+                   help="flac/wav: one file per clip; flac.ark/wav.ark: one Kaldi ark per job (ESPnet's), wav.scp holds ark:offset")
     p.add_argument("--segments", type=str_or_none, default=None, help="Kaldi segments file: utt rec start end")
     p.add_argument("--keys", type=str_or_none, default=None, help="file whose first column lists the utts of this job")
     p.add_argument("--set_name", type=str_or_none, default=None, help="name used in messages (default: scp's folder)")

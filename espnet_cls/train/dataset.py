@@ -39,6 +39,14 @@ def parse_triple(spec: str) -> tuple[str, str, str]:
 
 def read_audio(value: str, path: Optional[str] = None, line: Optional[int] = None) -> np.ndarray:
     """Read one ``wav.scp`` value (file path or ``cmd |`` pipe) → mono float32 samples."""
+    from espnet_cls.audio import AudioError, is_ark, read_entry, to_mono
+
+    if is_ark(value):  # stage 2 with --audio_format flac.ark / wav.ark
+        try:
+            x, _ = read_entry(value)
+        except AudioError as e:
+            raise DataError(str(e), path, line) from None
+        return to_mono(x)
     try:
         if value.endswith("|"):
             proc = subprocess.run(value[:-1], shell=True, capture_output=True, check=False)
@@ -82,8 +90,8 @@ class ClsDataset(torch.utils.data.Dataset):
         self.token2id = {t: i for i, t in enumerate(token_list or [])}
         for spec in data_path_and_name_and_type:
             path, name, typ = parse_triple(spec)
-            if typ not in ("sound", "text"):
-                raise DataError(f"unsupported data type {typ!r} (supported: sound, text)", path)
+            if typ not in ("sound", "kaldi_ark", "text"):
+                raise DataError(f"unsupported data type {typ!r} (supported: sound, kaldi_ark, text)", path)
             if name in self.loaders:
                 raise DataError(f"data name {name!r} given twice", path)
             self.loaders[name] = (path, typ, read_kv(path, allow_empty_value=(typ == "text")))
@@ -114,7 +122,7 @@ class ClsDataset(torch.utils.data.Dataset):
         out: dict[str, np.ndarray] = {}
         for name, (path, typ, table) in self.loaders.items():
             value = table[key]
-            if typ == "sound":
+            if typ in ("sound", "kaldi_ark"):  # kaldi_ark: a flac.ark/wav.ark dump (ark:offset entries)
                 out[name] = read_audio(value, path, self._line(name, key))
             else:
                 words = value.split()

@@ -91,7 +91,7 @@ def build_model_from_config(config: dict) -> torch.nn.Module:
 def _speech_path(specs: list[str]) -> Optional[str]:
     for s in specs:
         path, _name, typ = parse_triple(s)
-        if typ == "sound":
+        if typ in ("sound", "kaldi_ark"):
             return path
     return None
 

@@ -34,7 +34,7 @@ e.g.:  $0 --nj 8 --cmd run.pl --audio-format flac --fs 16k data/train/wav.scp du
 Options:
   --nj <nj>                 # number of parallel jobs (default: 1; at most the number of utterances)
   --cmd <cmd>               # job runner, Kaldi interface: run.pl, slurm.pl ... (default: utils/run.pl)
-  --audio-format <fmt>      # flac or wav, 16-bit PCM (default: flac)
+  --audio-format <fmt>      # flac or wav (a file per clip), flac.ark or wav.ark (a Kaldi ark per job), 16-bit PCM (default: flac)
   --fs <fs>                 # output sampling rate: 16k, 16000, 8k, 44.1k (default: 16k)
   --segments <segments>     # Kaldi segments file (utt rec start end); utterances are its keys
   --max-overshoot <sec>     # a segment ending beyond its recording by <= this is truncated (default: 0.5)
