@@ -118,9 +118,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         show_progress=sys.stderr.isatty(),
     )
     if res.errors:
+        # the last ERROR line of the job log (what run.pl/slurm.pl show) names the first bad utterance
         logging.getLogger("espnet_cls").error(
-            "%d of %d utterance(s) failed; %s not written", len(res.errors), res.n_total, args.out_filename or "wav.scp"
-        )
+            "%d of %d utterance(s) failed, this job's %s not written; first: %s",
+            len(res.errors), res.n_total, args.out_filename or "wav.scp", res.errors[0],
+        )  # fmt: skip
         return 1
     return 0
 
