@@ -32,7 +32,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "espnet-cls-classify=espnet_cls.bin.classify:main",
+            "espnet-cls-classify=espnet_cls.bin.classify:console_main",
         ]
     },
 )

@@ -92,5 +92,5 @@ def test_classify_cli(packed):
     r = run_py(["-m", "espnet_cls.bin.classify", packed["zip"], clips[0]])
     assert r.returncode == 0 and r.stdout.startswith(clips[0] + "\t[")
     # the console-script entry point returns 1 (no traceback) on bad input
-    r = run_py(["-c", "import sys; from espnet_cls.bin.classify import main; sys.exit(main())", packed["zip"], "nope.wav"])
+    r = run_py(["-c", "from espnet_cls.bin.classify import console_main; console_main()", packed["zip"], "nope.wav"])
     assert r.returncode == 1 and "nope.wav" in r.stderr and "Traceback" not in r.stderr

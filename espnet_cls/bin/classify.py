@@ -35,20 +35,13 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), classify, print; returns the exit status."""
-    import logging
-
     from espnet_cls.classifier import Classifier
-    from espnet_cls.fileio import DataError
 
     args = get_parser().parse_args(argv)
     setup_logging(args.log_level)
     top_k = None if args.top_k <= 0 else args.top_k
-    try:  # handled here too, since the console script calls main() without run_main
-        clf = Classifier.from_pretrained(args.model, device=args.device, model_file=args.model_file, threshold=args.threshold)
-        preds = clf.predict_files(args.audio, batch_size=args.batch_size, top_k=top_k)
-    except DataError as e:
-        logging.getLogger("espnet_cls").error("%s", e)
-        return 1
+    clf = Classifier.from_pretrained(args.model, device=args.device, model_file=args.model_file, threshold=args.threshold)
+    preds = clf.predict_files(args.audio, batch_size=args.batch_size, top_k=top_k)
     for path, pred in zip(args.audio, preds):
         if args.json:
             print(json.dumps({"file": path, **pred.to_dict()}))
@@ -57,6 +50,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"{path}\t[{' '.join(pred.labels)}]\t{shown}")
     sys.stdout.flush()
     return 0
+
+
+def console_main() -> None:
+    """The ``espnet-cls-classify`` console script: :func:`main` through ``run_main`` (one ERROR line, exit 1)."""
+    run_main(main)
 
 
 if __name__ == "__main__":
