@@ -146,7 +146,8 @@ if [ -z "${cls_tag}" ]; then
 fi
 cls_exp="${expdir}/cls_${cls_tag}"
 # Where stage 7 writes a set's text/score and stage 8 its scoring/: ESPnet's ${cls_exp}/cls_<set>;
-# --inference_tag T makes it ${cls_exp}/cls_<set>_T, so a second checkpoint's results sit beside the first.
+# --inference_tag T makes it ${cls_exp}/cls_<set>_T, so a second checkpoint's results sit beside the first
+# (espnet_cls.contract.ExpLayout.decode_dir names the same dir).
 inference_dir() {
     echo "${cls_exp}/cls_${1}${inference_tag:+_${inference_tag}}"
 }

@@ -587,15 +587,19 @@ class ExpLayout:
     def results(self) -> Path:
         return self.root / RESULTS_FILE
 
-    def decode_dir(self, dset: str) -> Path:
-        """``cls_<set>/``: ``text``, ``score``, ``token`` of stage 7, ``scoring/`` of stage 8."""
-        return self.root / f"cls_{dset}"
+    def decode_dir(self, dset: str, inference_tag: str = "") -> Path:
+        """``cls_<set>/``: ``text``, ``score``, ``token`` of stage 7, ``scoring/`` of stage 8.
 
-    def scoring_dir(self, dset: str) -> Path:
-        return self.decode_dir(dset) / SCORING_DIR
+        ``inference_tag`` (``cls.sh --inference_tag``) makes it ``cls_<set>_<tag>/``; without one it
+        is ESPnet's ``cls_<set>/``. cls.sh's ``inference_dir`` names the same directory.
+        """
+        return self.root / (f"cls_{dset}_{inference_tag}" if inference_tag else f"cls_{dset}")
 
-    def metrics_json(self, dset: str) -> Path:
-        return self.scoring_dir(dset) / METRICS_JSON
+    def scoring_dir(self, dset: str, inference_tag: str = "") -> Path:
+        return self.decode_dir(dset, inference_tag) / SCORING_DIR
+
+    def metrics_json(self, dset: str, inference_tag: str = "") -> Path:
+        return self.scoring_dir(dset, inference_tag) / METRICS_JSON
 
     def packed_model(self, inference_model: str) -> Path:
         """Stage 9's archive: ``<exp>/<exp name>_<inference_model without .pth>.zip``."""

@@ -201,6 +201,11 @@ def test_inference_tag_names_the_inference_dirs(recipe, shell_env, fake_python):
         assert (d / "text").read_text().split("\n")[:-1] == [f"{s}{i} dog" for i in range(3)]
         assert len((d / "score").read_text().splitlines()) == 3
     assert sorted(p.name for p in exp.iterdir() if p.is_dir()) == ["cls_test_ave3", "cls_valid_ave3"]
+    # the contract's layout names the same dirs
+    from espnet_cls.contract import ExpLayout
+
+    assert ExpLayout(exp).decode_dir("test", "ave3") == exp / "cls_test_ave3"
+    assert ExpLayout(exp).decode_dir("test") == exp / "cls_test"
     outs = sorted(opt_after(c, "-o")[0] for c in calls("pyscripts/utils/score_cls.py"))
     assert outs == ["exp/cls_train/cls_test_ave3/scoring", "exp/cls_train/cls_valid_ave3/scoring"]
     (inf,) = [c for c in calls("espnet_cls.bin.cls_inference") if "keys.1.scp" in " ".join(c) and "cls_test" in " ".join(c)]
