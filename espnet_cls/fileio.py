@@ -44,11 +44,17 @@ def iter_kv(path: PathLike, allow_empty_value: bool = False) -> Iterator[tuple[s
     """
     path = str(path)
     try:
-        f = open(path, encoding="utf-8")
+        f = open(path, "rb")
     except OSError as e:
         raise DataError(f"cannot open: {e.strerror}", path) from None
     with f:
-        for lineno, raw in enumerate(f, 1):
+        for lineno, braw in enumerate(f, 1):
+            try:
+                raw = braw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"not UTF-8: byte 0x{braw[e.start]:02x} at column {e.start + 1}", path, lineno) from None
+            if lineno == 1 and raw.startswith("\ufeff"):
+                raise DataError("starts with a UTF-8 byte-order mark (BOM); save the file without it", path, 1)
             line = raw.rstrip("\n").rstrip("\r")
             parts = line.strip().split(maxsplit=1)
             if not parts:

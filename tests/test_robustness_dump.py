@@ -257,3 +257,12 @@ def test_filter_nothing_left(good, tmp_path, shell_env, repo_root, capsys):
     assert rc == 1
     assert_one_clear_error(out, str(dump), "no utterance left")
     assert (dump / "wav.scp").read_text().count("\n") == 3  # untouched
+
+
+def test_filter_non_utf8_text_in_the_dump(good, tmp_path, shell_env, repo_root, capsys):
+    dump = _dumped(tmp_path, shell_env, repo_root, good)
+    (dump / "text").write_bytes(b"a1 dog\nb2 caf\xe9\nc3 dog\n")  # edited by hand after stage 2
+    rc, out = run_worker("filter_data", ["--fs", "16k", str(dump)], capsys)
+    assert rc == 1
+    assert_one_clear_error(out, f"{dump / 'text'}:2:", "not UTF-8: byte 0xe9 at column 7")
+    assert not (dump / ".filter_backup").exists()
