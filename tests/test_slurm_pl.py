@@ -185,3 +185,13 @@ def test_slurm_pl_prints_the_error_line_of_a_failed_task(fake_env):
     lines = p.stderr.splitlines()
     assert lines[-2] == "slurm.pl: RuntimeError: CUDA out of memory (task 2)   [from exp/log/e.2.log]"
     assert lines[-1] == "slurm.pl: 1 / 2 failed, log is in exp/log/e.*.log"
+
+
+def test_queue_pl_prints_the_error_line_of_a_failed_task(fake_env):
+    env, work, _ = fake_env
+    cmd = "if [ JOB = 1 ]; then echo 'train.py: error: the following arguments are required: --x'; exit 2; fi"
+    p = run(["queue.pl", "JOB=1:2", "log/qe.JOB.log", "bash", "-c", cmd], env, work)
+    assert p.returncode == 1
+    lines = p.stderr.splitlines()
+    assert lines[-2] == "queue.pl: train.py: error: the following arguments are required: --x   [from log/qe.1.log]"
+    assert lines[-1] == "queue.pl: 1 / 2 failed, log is in log/qe.*.log"
