@@ -286,3 +286,22 @@ def test_unexpected_exception_logs_traceback_then_one_line(caplog):
     msgs = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert "Traceback" in msgs[0] and "boom" in msgs[0]
     assert msgs[-1] == "ZeroDivisionError: boom"
+
+
+# ----------------------------------------------------------------------------- Python API
+
+
+def test_api_bad_audio_arrays_and_files(trained, tmp_path):
+    from espnet_cls.audio import AudioError
+    from espnet_cls.classifier import Classifier
+
+    clf = Classifier.from_pretrained(trained)
+    x = np.zeros(8000, dtype=np.float32)
+    x[100] = np.nan
+    with pytest.raises((AudioError, ValueError), match="NaN/Inf"):
+        clf(x, sample_rate=16000)
+    with pytest.raises((AudioError, ValueError), match="zero samples|no samples"):
+        clf(np.zeros(0, dtype=np.float32), sample_rate=16000)
+    bad = write(tmp_path / "junk.wav", b"RIFF not really audio" * 5)
+    with pytest.raises((AudioError, DataError, ValueError), match="junk.wav"):
+        clf.predict_files([bad])
