@@ -102,6 +102,24 @@ def describe(note: Optional[dict]) -> str:
     return f"pid {note.get('pid')} on host {note.get('host')} since {note.get('since')}{age}: {note.get('command')}"
 
 
+def _flock_nb(fd: int, path: str, grace: float = 5.0) -> None:
+    """``flock(LOCK_EX | LOCK_NB)``; while the noted holder is a dead process of this host (its
+    children still exiting after a kill -9 of the whole group), retry for up to ``grace`` s."""
+    t0 = time.time()
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = read_holder(path)
+            dead = bool(holder and holder.get("host") == socket.gethostname() and holder.get("pid") and not pid_alive(holder["pid"]))
+            if not dead or time.time() - t0 > grace:
+                raise
+            time.sleep(0.1)
+
+
 def _write_note(fd: int, note: dict) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(note) + "\n").encode("utf-8"), 0)
@@ -121,7 +139,7 @@ def lock_fd(
     path = lock_path(directory)
     what = what or directory
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _flock_nb(fd, path)
     except OSError as e:
         if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             raise
