@@ -365,7 +365,12 @@ def test_config_facts_cli(repo_root, shell_env, tmp_path):
 
 
 def test_run_sh_refuses_an_unknown_corpus(repo_root, shell_env):
-    r = subprocess.run(["bash", "run.sh", "--corpus", "nope"], cwd=repo_root, env=shell_env, capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 2
-    assert "unknown --corpus nope" in r.stderr
+    """run.sh's own --corpus is checked before anything runs; the two demo scripts are wrappers of run.sh."""
+    for script, args in [("run.sh", ["--corpus", "nope"]), ("run.sh", ["--stage", "6", "--corpus=nope"]),
+                         ("run_lid.sh", ["--corpus", "nope"]), ("run_multilabel.sh", ["--corpus", "nope"])]:
+        r = subprocess.run(["bash", script, *args], cwd=repo_root, env=shell_env, capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+        assert r.returncode == 2, (script, r.stdout, r.stderr)
+        assert "unknown --corpus nope (instruments, instruments_mix or lid)" in r.stderr
+    r = subprocess.run(["bash", "run.sh", "--corpus"], cwd=repo_root, env=shell_env, capture_output=True, text=True)
+    assert r.returncode == 2 and "--corpus needs a value" in r.stderr
