@@ -44,7 +44,7 @@ dumpdir=dump             # Directory to dump features (stage 2).
 expdir=exp               # Directory to save experiments.
 python=python3           # Specify python to execute espnet_cls commands.
 use_lightning=false      # Accepted for ESPnet compatibility and ignored: our trainer does both task types.
-lock_wait=false          # If another run writes the same dump/stats/exp dir: wait for it (true) or refuse at once (false).
+lock_wait=false          # If another run writes the same dump/stats/exp dir: wait for it (true) or refuse at once (false) [ours].
 
 # ==== Data preparation options ====
 local_data_opts=         # Options passed to local/data.sh: local/data.sh ${datadir} ${local_data_opts}.
