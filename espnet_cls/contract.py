@@ -41,8 +41,9 @@ import numpy as np
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class ContractError(ValueError):
-    """A value that breaks the contract; ``str()`` is ``path:line: message`` (where known)."""
+class Located:
+    """Mixin of the project's input errors: a message plus the file and (1-based) line it is about;
+    ``str()`` is ``path:line: message`` (or ``path: message``, or the message alone)."""
 
     def __init__(self, msg: str, path: Optional[PathLike] = None, line: Optional[int] = None):
         self.msg = msg
@@ -51,10 +52,13 @@ class ContractError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = ""
-        if self.path is not None:
-            where = (self.path if self.line is None else f"{self.path}:{self.line}") + ": "
-        return where + self.msg
+        if self.path is None:
+            return self.msg
+        return (self.path if self.line is None else f"{self.path}:{self.line}") + ": " + self.msg
+
+
+class ContractError(Located, ValueError):
+    """A value that breaks the contract (a ``ValueError``); see :class:`Located`."""
 
 
 # --------------------------------------------------------------------------- sample rate

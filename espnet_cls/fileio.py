@@ -15,24 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional, Union
 
+from espnet_cls.contract import Located
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class DataError(Exception):
-    """Bad input data: carries the file and (1-based) line it was found in."""
-
-    def __init__(self, msg: str, path: Optional[PathLike] = None, line: Optional[int] = None):
-        self.msg = msg
-        self.path = None if path is None else str(path)
-        self.line = line
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = ""
-        if self.path is not None:
-            where = self.path if self.line is None else f"{self.path}:{self.line}"
-            where += ": "
-        return where + self.msg
+class DataError(Located, Exception):
+    """Bad input data: carries the file and (1-based) line it was found in (:class:`espnet_cls.contract.Located`)."""
 
 
 def iter_kv(path: PathLike, allow_empty_value: bool = False) -> Iterator[tuple[str, str, int]]:
