@@ -286,3 +286,20 @@ def test_amp_on_gpu(mc_corpus, dtype):
     assert len(hist) == 2 and np.isfinite(hist[-1]["train"]["loss"])
     ck = torch.load(out / "checkpoint.pth", weights_only=True)
     assert bool(ck["scaler"]) == (dtype == "float16")
+
+
+def test_epoch_lr_is_the_mean_over_the_epoch_under_warmup(mc_corpus, tmp_path):
+    """ESPnet's epoch line reports optim0_lr0 averaged over the epoch's iterations (the lr after each
+    step); under warmuplr that lies strictly between the lr of the epoch's first and last step."""
+    root, c = mc_corpus
+    out = tmp_path / "exp_warm"
+    cls_train(train_args(c, write_yaml(root), out, "--max_epoch", "1", "--use_matplotlib", "false",
+                         "--scheduler", "warmuplr", "--scheduler_conf", "warmup_steps=1000"))
+    lr = _history(out)[0]["lr"]
+    base = float(yaml.safe_load((out / "config.yaml").read_text())["optim_conf"]["lr"])
+    n = int(torch.load(out / "checkpoint.pth", weights_only=True)["global_step"])
+    assert n > 1
+    # the lr after each step (as ESPnet registers it): the scheduler has already moved to step s + 1
+    per_step = [base * 1000 ** 0.5 * min(s ** -0.5, s * 1000 ** -1.5) for s in range(2, n + 2)]
+    assert lr == pytest.approx(sum(per_step) / n, rel=1e-6)
+    assert per_step[0] < lr < per_step[-1]

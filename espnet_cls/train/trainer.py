@@ -390,6 +390,7 @@ class Trainer:
         batches = self.train_batches.epoch(epoch)
         loader = self._loader(self.train_ds, batches)
         sums: dict[str, float] = {"loss": 0.0, "weight": 0.0, "acc": 0.0, "acc_weight": 0.0, "skipped": 0.0}
+        lrs: list[float] = []  # ESPnet's optim0_lr0: the mean over the epoch's iterations of the lr after each step
         it = loader
         if self.tty and self.info.is_main:
             from tqdm import tqdm
@@ -438,6 +439,7 @@ class Trainer:
                 self.global_step += 1
                 self.scheduler.step_batch()
                 self._on_step()
+            lrs.append(current_lrs(self.optimizer)[0])
             if not self.tty and self.info.is_main and i % log_interval == 0 and i < n:
                 # ESPnet's per-interval line: "{epoch}epoch:train:{a}-{b}batch: loss=..., ..." (here the
                 # running means of the epoch so far; ESPnet's are of the interval)
@@ -452,6 +454,8 @@ class Trainer:
             out["acc"] = tot["acc"] / tot["acc_weight"]
         if tot["skipped"]:
             out["skipped_steps"] = int(tot["skipped"])
+        if lrs:  # a constant lr stays exact (no rounding from the mean)
+            self._epoch_lr = lrs[0] if min(lrs) == max(lrs) else math.fsum(lrs) / len(lrs)
         return out
 
     @torch.no_grad()
@@ -546,8 +550,9 @@ class Trainer:
         while not stopped and epoch <= self.max_epoch:
             set_all_random_seed(self.seed + epoch + 1000 * self.info.rank)
             t0 = time.perf_counter()
-            lr = current_lrs(self.optimizer)[0]
+            self._epoch_lr = current_lrs(self.optimizer)[0]  # an epoch with no batch keeps the current lr
             train_stats = self.train_epoch(epoch)
+            lr = self._epoch_lr
             t1 = time.perf_counter()
             valid_stats = self.validate(epoch)
             t2 = time.perf_counter()
