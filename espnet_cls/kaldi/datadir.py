@@ -687,14 +687,15 @@ def copy(argv: List[str]) -> int:
 TOOLS = {"validate_data_dir.sh": validate, "fix_data_dir.sh": fix, "copy_data_dir.sh": copy}
 
 
-def main(prog: str, argv: Optional[List[str]] = None) -> int:
-    """Run tool ``prog``; fatal errors -> ``<prog>: <message>`` on stderr, exit status 1."""
+def run_tool(prog: str, tools: Dict[str, object], doc: Optional[str], argv: Optional[List[str]] = None) -> int:
+    """Run ``tools[prog]`` on ``argv`` as a shell tool: ``--help`` prints ``doc``; a closed output pipe
+    stops quietly (141); fatal errors -> ``<prog>: <message>`` on stderr, exit status 1."""
     args = sys.argv[1:] if argv is None else argv
     try:
         if args in (["--help"], ["-h"]):
-            print(__doc__)
+            print(doc)
             return 0
-        return TOOLS[prog](args)
+        return tools[prog](args)
     except BrokenPipeError:  # e.g. `... --help | head`: stop quietly, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
@@ -705,6 +706,10 @@ def main(prog: str, argv: Optional[List[str]] = None) -> int:
         print(f"{prog}: {e.filename}: {e.strerror}", file=sys.stderr)
         return 1
 
+
+def main(prog: str, argv: Optional[List[str]] = None) -> int:
+    """Run tool ``prog``; fatal errors -> ``<prog>: <message>`` on stderr, exit status 1."""
+    return run_tool(prog, TOOLS, __doc__, argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1], sys.argv[2:]))

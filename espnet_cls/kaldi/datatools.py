@@ -33,7 +33,7 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from espnet_cls.kaldi.datadir import DataDirError, fix, parse_kaldi_options, read_table, spk2utt_from
+from espnet_cls.kaldi.datadir import DataDirError, fix, parse_kaldi_options, read_table, run_tool, spk2utt_from
 from espnet_cls.kaldi.scp import ScpError, chunk_sizes, split_by_speaker
 from espnet_cls.kaldi.textutil import awk_fields, awk_key, perl_fields, perl_key
 
@@ -798,22 +798,7 @@ TOOLS = {
 
 def main(prog: str, argv: Optional[List[str]] = None) -> int:
     """Run tool ``prog``; fatal errors -> ``<prog>: <message>`` on stderr, exit status 1."""
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        if args in (["--help"], ["-h"]):
-            print(__doc__)
-            return 0
-        return TOOLS[prog](args)
-    except BrokenPipeError:  # e.g. `... --help | head`: stop quietly, as a shell tool does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except DataDirError as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"{prog}: {e.filename}: {e.strerror}", file=sys.stderr)
-        return 1
-
+    return run_tool(prog, TOOLS, __doc__, argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1], sys.argv[2:]))
