@@ -209,6 +209,7 @@ def _kill_when(cmd: list[str], cwd: Path, ready, timeout: float = 600) -> None:
             p.wait()
 
 
+@pytest.mark.slow  # ~80-150 s: kept out of ./test.sh's default run; .ci/run runs it after the default suite
 def test_kill_and_resume_stages_2_and_6(repo_root, tmp_path):
     """Killing run.sh in stage 2 or 6 and re-running from that stage ends as an uninterrupted run."""
     opts = [*SMALL, "--local_data_opts", "--corpus instruments --size small"]

@@ -33,8 +33,9 @@ echo "tools/install_espnet_oracle.sh: installing ESPnet 202611 into ${venv}" >&2
 if [ ! -x "${venv}/bin/python" ]; then
     "${python}" -m venv "${venv}"
 fi
-pip_() {
-    "${venv}/bin/python" -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "WARNING: Location '" >&2)
+pip_() {  # without PYTHONPATH: path.sh puts this checkout (and its espnet_cls.egg-info) on it, and pip
+    # would then check espnet_cls's requirements against the oracle venv
+    env -u PYTHONPATH "${venv}/bin/python" -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "WARNING: Location '" >&2)
 }
 pip_ install torch==2.11.0 torchaudio==2.11.0
 pip_ install --no-deps --ignore-requires-python espnet==202611
