@@ -75,6 +75,25 @@ class DataDirError(Exception):
     """A fatal error (printed with the tool's name, exit status 1)."""
 
 
+def keep_lines(ids: List[bytes], lines: List[bytes], ids_at: str, lines_at: str) -> List[bytes]:
+    """filter_scp.pl's rule: the lines whose first field is the first field of a line of ``ids``; a blank
+    line on either side is an error (``ids_at``/``lines_at`` end the message: where that line was)."""
+    want = set()
+    for n, ln in enumerate(ids, 1):
+        k = perl_key(ln)
+        if k is None:
+            raise DataDirError(f"filter_scp.pl: Invalid id-list file line (blank line {n}{ids_at})")
+        want.add(k)
+    out = []
+    for n, ln in enumerate(lines, 1):
+        k = perl_key(ln)
+        if k is None:
+            raise DataDirError(f"filter_scp.pl: Bad line, could not get first field (blank line {n}{lines_at})")
+        if k in want:
+            out.append(ln)
+    return out
+
+
 def read_table(path: str) -> List[bytes]:
     """The lines of a table file, without line ends (the last may lack a newline)."""
     with open(path, "rb") as f:
@@ -417,20 +436,7 @@ class Fixer:
 
     def filter(self, ids: List[bytes], id_name: str, lines: List[bytes], in_name: str) -> List[bytes]:
         """filter_scp.pl: the lines of ``lines`` whose first field is the first field of a line of ``ids``."""
-        seen = set()
-        for n, ln in enumerate(ids, 1):
-            k = perl_key(ln)
-            if k is None:
-                raise DataDirError(f"filter_scp.pl: Invalid id-list file line (blank line {n} of {id_name})")
-            seen.add(k)
-        out = []
-        for n, ln in enumerate(lines, 1):
-            k = perl_key(ln)
-            if k is None:
-                raise DataDirError(f"filter_scp.pl: Bad line, could not get first field (blank line {n} of {in_name})")
-            if k in seen:
-                out.append(ln)
-        return out
+        return keep_lines(ids, lines, f" of {id_name}", f" of {in_name}")
 
     def filter_file(self, ids: List[bytes], id_name: str, name: str) -> None:
         old = self.t[name]

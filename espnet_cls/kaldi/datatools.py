@@ -33,7 +33,15 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from espnet_cls.kaldi.datadir import DataDirError, fix, parse_kaldi_options, read_table, run_tool, spk2utt_from
+from espnet_cls.kaldi.datadir import (
+    DataDirError,
+    fix,
+    keep_lines,
+    parse_kaldi_options,
+    read_table,
+    run_tool,
+    spk2utt_from,
+)
 from espnet_cls.kaldi.scp import ScpError, chunk_sizes, split_by_speaker
 from espnet_cls.kaldi.textutil import awk_fields, awk_key, perl_fields, perl_key
 
@@ -65,20 +73,7 @@ def _write(path: str, lines: List[bytes]) -> None:
 
 def _keep(ids: List[bytes], lines: List[bytes], where: str) -> List[bytes]:
     """filter_scp.pl: the lines whose first field is the first field of a line of ``ids``."""
-    want = set()
-    for n, ln in enumerate(ids, 1):
-        k = perl_key(ln)
-        if k is None:
-            raise DataDirError(f"filter_scp.pl: Invalid id-list file line (blank line {n}, {where})")
-        want.add(k)
-    out = []
-    for n, ln in enumerate(lines, 1):
-        k = perl_key(ln)
-        if k is None:
-            raise DataDirError(f"filter_scp.pl: Bad line, could not get first field (blank line {n}, {where})")
-        if k in want:
-            out.append(ln)
-    return out
+    return keep_lines(ids, lines, f", {where}", f", {where}")
 
 
 def _utt2spk_from_spk2utt(spk2utt: List[bytes], where: str) -> List[bytes]:
