@@ -48,7 +48,7 @@ def padded_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch
 
 
 @pytest.mark.parametrize("encoder", ["cnn", "transformer", "conformer"])
-@pytest.mark.parametrize("pooling", ["mean", "max", "meanmax", "attention"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "meanmax", "meanstd", "attention"])
 def test_padding_does_not_change_outputs(encoder, pooling):
     torch.manual_seed(0)
     model = build_model(small_config(encoder, decoder_conf={"pooling": pooling}))
@@ -64,6 +64,21 @@ def test_padding_does_not_change_outputs(encoder, pooling):
             torch.testing.assert_close(probs[i : i + 1], alone_probs, atol=1e-5, rtol=0)
     assert probs.shape == (4, 3)
     torch.testing.assert_close(probs.sum(-1), torch.ones(4))
+
+
+def test_meanstd_pooling_is_mean_and_std_of_valid_frames():
+    from espnet_cls.models.decoder import LinearDecoder
+
+    dec = LinearDecoder(n_classes=2, encoder_output_size=3, pooling="meanstd")
+    g = torch.Generator().manual_seed(0)
+    hs = torch.randn(2, 7, 3, generator=g)
+    hs[1, 4:] = 100.0  # padding of clip 1: must not count
+    pooled = dec.pool(hs, torch.tensor([7, 4]))
+    assert pooled.shape == (2, 6)
+    for i, n in enumerate([7, 4]):
+        torch.testing.assert_close(pooled[i, :3], hs[i, :n].mean(0))
+        torch.testing.assert_close(pooled[i, 3:], hs[i, :n].std(0, unbiased=False))
+    assert dec.linear.in_features == 6
 
 
 def test_global_mvn_from_npz(tmp_path):
