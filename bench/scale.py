@@ -7,13 +7,15 @@
 For each N it makes synthetic Kaldi data dirs (``train`` N clips, ``valid`` and ``test`` N/10 each, 16-bit
 wav at 16 kHz, ``clip_sec`` long, three tone classes), then runs ``./cls.sh --stage S --stop_stage S`` for
 every stage in turn (stage 6 too, untimed: a tiny CNN for 2 iterations, so that 7 and 8 have a model).
-Per stage it prints the wall time and the peak resident memory of the largest process of the stage
-(``ru_maxrss`` of the cls.sh process tree from ``wait4``), and at the end the exponent ``b`` of the
-least-squares fit ``time ~ N^b`` over the sizes, and the growth of the peak memory from the smallest to
-the largest N. Target: ``b <= 1.1`` for every stage; the streaming stages' peak memory flat in N.
+Per stage it prints the wall time, the CPU time of the whole cls.sh process tree (user + system,
+from ``wait4``: every job, every worker) and the peak resident memory of the largest process of the
+stage (``ru_maxrss``), and at the end the exponent ``b`` of the least-squares fit ``time ~ N^b`` over all
+sizes, the exponent between the two largest sizes (where the fixed costs, mostly process starts, weigh
+least), both for wall and CPU time, and the growth of the peak memory from the smallest to the largest N.
+Target: ``b <= 1.1`` for every stage; the streaming stages' peak memory flat in N.
 
-Wall times on a shared machine are noisy (the load average is printed with each run); the exponent is
-fitted within one run.
+Wall times on a shared machine are noisy (the load average is printed with each run); CPU seconds move
+much less with the load, so the CPU exponent is the one to read when the machine is busy.
 """
 
 from __future__ import annotations
@@ -81,8 +83,8 @@ def make_set(d: Path, n: int, clip_sec: float, seed: int) -> None:
     (d / "spk2utt").write_text("".join(f"{u} {u}\n" for u, _, _ in rows))
 
 
-def run_stage(stage: int, work: Path, args: argparse.Namespace, config: Path, log: Path) -> tuple[float, int]:
-    """(wall s, peak RSS KiB of the largest process) of one cls.sh stage."""
+def run_stage(stage: int, work: Path, args: argparse.Namespace, config: Path, log: Path) -> tuple[float, float, int]:
+    """(wall s, CPU s of the process tree, peak RSS KiB of the largest process) of one cls.sh stage."""
     cmd = ["bash", "cls.sh", "--stage", str(stage), "--stop_stage", str(stage),
            "--train_set", "train", "--valid_set", "valid", "--test_sets", "test",
            "--datadir", str(work / "data"), "--dumpdir", str(work / "dump"), "--expdir", str(work / "exp"),
@@ -98,7 +100,7 @@ def run_stage(stage: int, work: Path, args: argparse.Namespace, config: Path, lo
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"stage {stage} failed; log {log}:\n{log.read_text()[-3000:]}")
-    return wall, ru.ru_maxrss
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
 
 
 def fit_exponent(ns: list[int], ts: list[float]) -> float:
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     config.write_text(TINY_CONFIG)
     print(f"sizes {sizes}, clips of {args.clip_sec:g} s, nj={args.nj}, inference_nj={args.inference_nj}; "
           f"machine {os.cpu_count()} CPUs; timed stages {timed}")
-    results: dict[int, dict[int, tuple[float, int]]] = {s: {} for s in timed}
+    results: dict[int, dict[int, tuple[float, float, int]]] = {s: {} for s in timed}
     try:
         for n in sizes:
             work = root / f"n{n}"
@@ -140,21 +142,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"N={n}: data ({n}/{nv}/{nv} clips) made in {time.perf_counter() - t0:.1f} s; load {os.getloadavg()[0]:.2f}",
                   flush=True)
             for stage in sorted(set(timed) | ({6} if {7, 8} & set(timed) else set())):
-                wall, rss = run_stage(stage, work, args, config, work / f"stage{stage}.log")
+                wall, cpu, rss = run_stage(stage, work, args, config, work / f"stage{stage}.log")
                 if stage in results:
-                    results[stage][n] = (wall, rss)
-                print(f"  stage {stage}: {wall:8.2f} s  peak RSS {rss / 1024:7.1f} MiB{'' if stage in results else '  (untimed)'}"
+                    results[stage][n] = (wall, cpu, rss)
+                print(f"  stage {stage}: {wall:8.2f} s  CPU {cpu:8.2f} s  peak RSS {rss / 1024:7.1f} MiB"
+                      f"{'' if stage in results else '  (untimed)'}"
                       f"  load {os.getloadavg()[0]:.2f}", flush=True)
             if not args.workdir:
                 shutil.rmtree(work, ignore_errors=True)
-        print("\n| stage | " + " | ".join(f"N={n}" for n in sizes) + " | exponent b (time ~ N^b) | peak RSS growth |")
-        print("|---|" + "---|" * len(sizes) + "---|---|")
+        def flag(b: float) -> str:
+            return f"{b:.2f}" + ("" if b <= 1.1 else " (> 1.1)")
+
+        print("\n| stage | " + " | ".join(f"N={n} wall, CPU, peak RSS" for n in sizes)
+              + " | b wall (all N; two largest) | b CPU (all N; two largest) | peak RSS growth |")
+        print("|---|" + "---|" * len(sizes) + "---|---|---|")
         for stage, per in results.items():
             ts = [per[n][0] for n in sizes]
-            rs = [per[n][1] for n in sizes]
-            b = fit_exponent(sizes, ts)
-            cells = " | ".join(f"{t:.1f} s, {r / 1024:.0f} MiB" for t, r in zip(ts, rs))
-            print(f"| {stage} | {cells} | {b:.2f}{'' if b <= 1.1 else ' (> 1.1)'} | {rs[-1] / max(rs[0], 1):.2f}x |")
+            cs = [per[n][1] for n in sizes]
+            rs = [per[n][2] for n in sizes]
+            cells = " | ".join(f"{t:.1f} s, {c:.1f} s, {r / 1024:.0f} MiB" for t, c, r in zip(ts, cs, rs))
+            bw = f"{flag(fit_exponent(sizes, ts))}; {flag(fit_exponent(sizes[-2:], ts[-2:]))}"
+            bc = f"{flag(fit_exponent(sizes, cs))}; {flag(fit_exponent(sizes[-2:], cs[-2:]))}"
+            print(f"| {stage} | {cells} | {bw} | {bc} | {rs[-1] / max(rs[0], 1):.2f}x |")
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     finally:
         if not args.workdir:
