@@ -320,8 +320,10 @@ def worker_compute(args: argparse.Namespace) -> int:
 
         run_b = {"1": run}
     else:
+        from espnet_cls.cli import tune_malloc
         from espnet_cls.inference import BatchInference, load_inference_model
 
+        tune_malloc()  # as our cls_inference does (espnet_cls.cli.run_main)
         model, _ = load_inference_model(args.train_config, args.model_file)
         run_b = {}
         for spec in args.batch_sizes.split(","):  # "4" -> jit (cls_inference's CPU default), "e1" -> eager

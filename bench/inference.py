@@ -106,7 +106,13 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: one per inference job)")
     ap.add_argument("--repeat", type=int, default=3, help="best of this many interleaved runs")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--malloc_tuning", default="true", choices=["true", "false"],
+                    help="espnet_cls.cli.tune_malloc, as cls_inference applies it (false: glibc's defaults)")
     args = ap.parse_args()
+    if args.malloc_tuning == "true":
+        from espnet_cls.cli import tune_malloc
+
+        tune_malloc()
 
     import torch
 
@@ -121,7 +127,7 @@ def main() -> int:
     audio_sec = float(lens.sum()) / fs
     bss = [int(b) for b in args.batch_sizes.split(",")]
     print(f"device: {platform.machine()} CPU, {args.threads} torch thread(s); torch {torch.__version__}; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; malloc tuning: {args.malloc_tuning}")
     print(f"data: {args.n_clips} clips of {args.min_sec:g}-{args.max_sec:g} s ({audio_sec:.0f} s of audio) in memory; "
           f"best of {args.repeat} interleaved runs")
     peak0 = peak_gflops()

@@ -114,8 +114,14 @@ def main() -> None:
     ap.add_argument("--num_workers", type=int, default=0)
     ap.add_argument("--seconds", type=float, default=2.0, help="clip length (the instruments corpus has 2 s clips)")
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table of one training epoch")
+    ap.add_argument("--malloc_tuning", default="true", choices=["true", "false"],
+                    help="espnet_cls.cli.tune_malloc, as cls_train applies it (false: glibc's defaults)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.malloc_tuning == "true":
+        from espnet_cls.cli import tune_malloc
+
+        tune_malloc()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -161,7 +167,7 @@ def main() -> None:
         t_full, c_full = time.perf_counter() - t0, time.process_time() - c0
     total = n_clips * args.epochs
     print(f"clips per epoch: {n_clips} of {args.seconds:g} s, epochs: {args.epochs}, threads: {args.threads}, "
-          f"num_workers: {args.num_workers}, config: {Path(args.config).name}")
+          f"num_workers: {args.num_workers}, config: {Path(args.config).name}, malloc tuning: {args.malloc_tuning}")
     print(f"load average: {os.getloadavg()[0]:.2f} (machine has {os.cpu_count()} CPUs)")
     print(f"minimal loop     : {total / t_min:8.1f} clips/s wall ({t_min:.2f} s), {total / c_min:8.1f} clips/CPU-s "
           f"({c_min:.2f} CPU s)")
