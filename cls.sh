@@ -69,7 +69,7 @@ classification_type=     # multi-class or multi-label (empty: from the config; i
 
 # ==== Inference and upload options ====
 inference_model=valid.acc.best.pth  # Checkpoint in the experiment dir used for inference and packing.
-inference_args=          # Extra arguments for cls_inference, e.g. "--batch_size 32 --threshold 0.4" [ours].
+inference_args=          # Extra arguments for cls_inference, e.g. "--batch_size 32"; CPU jobs run ONNX Runtime, "--backend jit" PyTorch [ours].
 inference_tag=           # Suffix of the inference dirs: ${cls_exp}/cls_<set>_<tag> (empty: ESPnet's ${cls_exp}/cls_<set>).
 output_all_probabilities=true  # Write every class's probability to the score file (else only predicted ones).
 download_model=          # Hugging Face repo id of a model to download and evaluate (runs stages 7-8).
@@ -417,12 +417,22 @@ if ! "${skip_eval}"; then
         if "${gpu_inference}"; then
             _cmd="${cuda_cmd}"
             _ngpu=1
+            _backend_opts=
         else
             _cmd="${decode_cmd}"
             _ngpu=0
+            # jobs without torch, on the model's ONNX export (--inference_args "--backend jit" overrides)
+            _backend_opts="--backend onnx"
         fi
         echo "${run_args} --stage 7 \"\$@\"; exit \$?" > "${cls_exp}/run_inference.sh"
         chmod +x "${cls_exp}/run_inference.sh"
+        # once, before the parallel jobs: the export cached beside the model (a no-op when it is fresh
+        # or the jobs do not use it; a model that does not export is noted and the jobs run PyTorch)
+        # shellcheck disable=SC2086
+        ${python} -m espnet_cls.bin.cls_inference --prepare_only true --ngpu "${_ngpu}" \
+            --classification_train_config "${cls_exp}/config.yaml" \
+            --classification_model_file "${cls_exp}/${inference_model}" \
+            ${_backend_opts} ${inference_args}
         for dset in ${eval_sets}; do
             _data="${dumpdir}/${dset}"
             _dir=$(inference_dir "${dset}")
@@ -449,7 +459,7 @@ if ! "${skip_eval}"; then
                     --classification_model_file "${cls_exp}/${inference_model}" \
                     --output_dir "${_logdir}/output.JOB" \
                     --output_all_probabilities "${output_all_probabilities}" \
-                    ${inference_args}
+                    ${_backend_opts} ${inference_args}
 
             for f in text score; do
                 if [ -f "${_logdir}/output.1/prediction/${f}" ]; then

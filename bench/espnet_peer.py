@@ -18,12 +18,15 @@ ours back to back, so a change of the machine's load hits both; the load average
 stage. Printed rows:
 
 * stage 5 stats (``nj`` jobs + aggregation), stage 6 training (whole run and per epoch),
-* stage 7 end to end: valid + test sets, ``inference_nj`` parallel jobs per set, as cls.sh runs it,
+* stage 7 end to end: valid + test sets, ``inference_nj`` parallel jobs per set, as cls.sh runs it (ours:
+  the ``--prepare_only`` call, then the jobs), in this order: ESPnet; ours ``--backend onnx`` (cls.sh's CPU
+  default) with the export cache removed first, so that the export is charged to this row (as in the first
+  stage 7 after training); ours ``--backend jit``; ours ``--backend onnx`` again (the cached export),
 * stage 7 compute per clip: each toolkit's trained model on the test clips already in memory, one
   torch thread, rounds ESPnet, ours, ESPnet, ours (best of all). ESPnet: ``Classification.__call__``
-  one clip at a time; ours: ``BatchInference`` eager at batch 1 and ``--backend jit`` (the
-  ``cls_inference`` CPU default) at batch 1 and 4 (``--batch_sizes``). ``--stages 7c`` runs only these
-  rows on a finished ``--workdir``.
+  one clip at a time; ours: ``BatchInference`` eager at batch 1, ``--backend jit`` at batch 1 and 4 and
+  ``OnnxInference`` (``--backend onnx``, 1 intra-op thread) at batch 1 and 4 (``--batch_sizes``).
+  ``--stages 7c`` runs only these rows on a finished ``--workdir``.
 
 Times are wall-clock seconds; on a shared machine only the ratios of one run mean anything.
 """
@@ -239,10 +242,18 @@ def model_file(tk: Path) -> Path:
     raise SystemExit(f"no model in {exp}")
 
 
-def stage7(r: Runner, py: str, pkg: str, tk: Path, data: Path, sets: list[str], nj: int, extra: list[str]):
+def stage7(r: Runner, py: str, pkg: str, tk: Path, data: Path, sets: list[str], nj: int, extra: list[str],
+           prepare: bool = False):
+    """Stage 7 as each cls.sh runs it; ``prepare``: ours' ``--prepare_only`` call first (the cached ONNX
+    export, made here when missing or stale), timed as part of the stage."""
     exp = tk / "exp"
     wall = cpu = 0.0
     rss = 0
+    if prepare:
+        cmd = [py, "-m", f"{pkg}.bin.cls_inference", "--prepare_only", "true", "--ngpu", "0",
+               "--classification_train_config", str(exp / "config.yaml"),
+               "--classification_model_file", str(model_file(tk)), *extra]
+        wall, cpu, rss = r.one(cmd, tk / "prepare.log")
     for dset in sets:
         logdir = tk / f"cls_{dset}" / "logdir"
         if logdir.exists():
@@ -326,9 +337,17 @@ def worker_compute(args: argparse.Namespace) -> int:
         tune_malloc()  # as our cls_inference does (espnet_cls.cli.run_main)
         model, _ = load_inference_model(args.train_config, args.model_file)
         run_b = {}
-        for spec in args.batch_sizes.split(","):  # "4" -> jit (cls_inference's CPU default), "e1" -> eager
-            backend, bs = ("eager", int(spec[1:])) if spec.startswith("e") else ("jit", int(spec))
-            eng = BatchInference(model, FS, batch_size=bs, backend=backend)
+        for spec in args.batch_sizes.split(","):  # "4" -> jit, "e1" -> eager, "o4" -> onnx (stage 7's CPU default)
+            if spec.startswith("o"):
+                from espnet_cls.onnx_inference import OnnxInference, ensure_onnx, open_session
+
+                path, why = ensure_onnx(args.train_config, args.model_file)  # untimed: the export is stage 7's
+                if path is None:
+                    raise SystemExit(f"no ONNX export: {why}")
+                eng = OnnxInference(open_session(path, 1), FS, batch_size=int(spec[1:]))
+            else:
+                backend, bs = ("eager", int(spec[1:])) if spec.startswith("e") else ("jit", int(spec))
+                eng = BatchInference(model, FS, batch_size=bs, backend=backend)
             run_b[spec] = (lambda e: (lambda: e.predict(waves)))(eng)
     for name, fn in run_b.items():
         fn()  # warm-up
@@ -386,8 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nj", type=int, default=2)
     ap.add_argument("--inference_nj", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2, help="compute rows: best of this many passes")
-    ap.add_argument("--batch_sizes", default="e1,1,4",
-                    help="ours, compute rows: N = --backend jit (cls_inference's CPU default) at batch N, eN = eager")
+    ap.add_argument("--batch_sizes", default="e1,1,4,o1,o4",
+                    help="ours, compute rows: N = --backend jit at batch N, eN = eager, oN = onnx (stage 7's CPU default)")
     ap.add_argument("--ours_train_args", default=f"--num_threads {min(2, os.cpu_count() or 1)}",
                     help="extra cls_train arguments for ours (default: --num_threads = up to 2 cores: our trainer's "
                          "option to use the machine's cores under OMP_NUM_THREADS=1; ESPnet has none)")
@@ -477,11 +496,21 @@ def main(argv: list[str] | None = None) -> int:
                     (sum(t[1] for t in to) / no, 0.0))
         if "7" in stages:
             print(f"stage 7 (load {load()})", flush=True)
-            e = stage7(r, espy, "espnet2", es, data, ["valid", "test"], args.inference_nj, [])
-            o = stage7(r, args.python, "espnet_cls", us, data, ["valid", "test"], args.inference_nj,
-                       args.ours_inference_args.split())
-            row(f"7 inference end to end, valid+test, {args.inference_nj} jobs", e, o,
-                f"speed-up {e[0] / o[0]:.1f}x")
+            sets, nj, extra = ["valid", "test"], args.inference_nj, args.ours_inference_args.split()
+            for f in (model_file(us).with_suffix(".onnx"), Path(str(model_file(us).with_suffix(".onnx")) + ".stamp")):
+                f.unlink(missing_ok=True)  # the first onnx run pays the export, as the first stage 7 after training
+            # ESPnet, ours (onnx, export included), ours (jit), ours (onnx, cached export): as cls.sh runs each
+            e = stage7(r, espy, "espnet2", es, data, sets, nj, [])
+            o_cold = stage7(r, args.python, "espnet_cls", us, data, sets, nj, ["--backend", "onnx", *extra], prepare=True)
+            o_jit = stage7(r, args.python, "espnet_cls", us, data, sets, nj, ["--backend", "jit", *extra], prepare=True)
+            o_warm = stage7(r, args.python, "espnet_cls", us, data, sets, nj, ["--backend", "onnx", *extra], prepare=True)
+            name = f"7 inference end to end, valid+test, {nj} jobs"
+            row(f"{name}, ours onnx + export", e, o_cold, f"speed-up {e[0] / o_cold[0]:.1f}x (cls.sh's first stage 7)")
+            row(f"{name}, ours onnx, cached export", e, o_warm, f"speed-up {e[0] / o_warm[0]:.1f}x")
+            row(f"{name}, ours jit", e, o_jit, f"speed-up {e[0] / o_jit[0]:.1f}x")
+            stamp = json.loads(Path(str(model_file(us).with_suffix(".onnx")) + ".stamp").read_text())
+            print(f"  ONNX export: {stamp.get('exporter')} exporter, {stamp.get('export_seconds')} s inside the prepare "
+                  f"step, max |ONNX - PyTorch| {stamp.get('max_abs_diff')}")
             for dset in ("valid", "test"):
                 print(f"  {dset} accuracy: ESPnet {accuracy(es / f'cls_{dset}' / 'text', data / dset / 'text'):.3f}, "
                       f"ours {accuracy(us / f'cls_{dset}' / 'text', data / dset / 'text'):.3f}")
@@ -497,7 +526,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  7 compute only, {nclip} test clips ({ce['audio_sec']:.0f} s audio) in memory, 1 thread, best of 2 x {args.repeat}:")
             for bs in args.batch_sizes.split(","):
                 ratio = co[bs] / ce["1"]
-                name = f"7 compute per clip, ours {'eager' if bs.startswith('e') else 'jit'} batch {bs.lstrip('e')}"
+                kind = {"e": "eager", "o": "onnx"}.get(bs[0], "jit")
+                name = f"7 compute per clip, ours {kind} batch {bs.lstrip('eo')}"
                 rows.append((name, ce["1"] / nclip, co[bs] / nclip, ratio, ""))
                 print(f"  {name:<42s} ESPnet {1e3 * ce['1'] / nclip:7.2f} ms  "
                       f"ours {1e3 * co[bs] / nclip:7.2f} ms  ratio {ratio:5.2f}x  (load {load()})")

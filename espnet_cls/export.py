@@ -119,35 +119,62 @@ def _example(sample_rate: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
     return x, torch.tensor([n, (2 * n) // 3], dtype=torch.long)
 
 
-def export_onnx(model: nn.Module, output: PathLike, sample_rate: int, opset: Optional[int] = None) -> Path:
+#: ``export_onnx(exporter=...)``: ``dynamo`` (``torch.onnx.export(dynamo=True)``, torch.export based) or
+#: ``torchscript`` (the TorchScript-based exporter, ``dynamo=False``: ~1 s instead of ~30-60 s for the
+#: repository's models, docs/benchmarks.md; deprecated by PyTorch, so callers check its output and fall back)
+EXPORTERS = ("dynamo", "torchscript")
+
+
+def export_onnx(model: nn.Module, output: PathLike, sample_rate: int, opset: Optional[int] = None,
+                exporter: str = "dynamo") -> Path:
     """Write ``output`` (.onnx) for ``model`` (a CLSModel); atomic. Returns the path."""
     import onnx
 
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     output = Path(output)
     pad = default_pad_samples(model, sample_rate)
     wrapper = ExportWrapper(model, pad).eval()
     example = _example(sample_rate)
-    batch = torch.export.Dim("batch", min=1)
-    samples = torch.export.Dim("samples", min=1)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export.", dir=output.parent) as tmp:
         raw = Path(tmp) / "raw.onnx"
         try:
             with torch.no_grad():
-                torch.onnx.export(
-                    wrapper,
-                    example,
-                    str(raw),
-                    dynamo=True,
-                    external_data=False,
-                    opset_version=opset,
-                    input_names=["speech", "speech_lengths"],
-                    output_names=["probs", "logits"],
-                    dynamic_shapes={"speech": {0: batch, 1: samples}, "speech_lengths": {0: batch}},
-                    verbose=False,
-                )
+                if exporter == "dynamo":
+                    batch = torch.export.Dim("batch", min=1)
+                    samples = torch.export.Dim("samples", min=1)
+                    torch.onnx.export(
+                        wrapper,
+                        example,
+                        str(raw),
+                        dynamo=True,
+                        external_data=False,
+                        opset_version=opset,
+                        input_names=["speech", "speech_lengths"],
+                        output_names=["probs", "logits"],
+                        dynamic_shapes={"speech": {0: batch, 1: samples}, "speech_lengths": {0: batch}},
+                        verbose=False,
+                    )
+                else:
+                    import warnings
+
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # its deprecation and TracerWarnings (pad_samples makes them moot)
+                        torch.onnx.export(
+                            wrapper,
+                            example,
+                            str(raw),
+                            dynamo=False,
+                            opset_version=opset or 18,  # >= 17: the STFT op
+                            input_names=["speech", "speech_lengths"],
+                            output_names=["probs", "logits"],
+                            dynamic_axes={"speech": {0: "batch", 1: "samples"}, "speech_lengths": {0: "batch"},
+                                          "probs": {0: "batch"}, "logits": {0: "batch"}},
+                        )
         except Exception as e:
-            raise RuntimeError(f"ONNX export failed: {type(e).__name__}: {str(e).strip().splitlines()[0]}") from e
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise RuntimeError(f"ONNX export failed: {type(e).__name__}: {first}") from e
         proto = onnx.load(str(raw))
         for k, v in _metadata(model, sample_rate, pad).items():
             entry = proto.metadata_props.add()
@@ -155,7 +182,7 @@ def export_onnx(model: nn.Module, output: PathLike, sample_rate: int, opset: Opt
         final = Path(tmp) / "final.onnx"
         onnx.save(proto, str(final))
         os.replace(final, output)
-    logger.info("wrote %s (%.1f MB)", output, output.stat().st_size / 1e6)
+    logger.info("wrote %s (%.1f MB, %s exporter)", output, output.stat().st_size / 1e6, exporter)
     return output
 
 
@@ -203,14 +230,15 @@ def run_exported(path: PathLike, speech: np.ndarray, speech_lengths: np.ndarray)
     return probs.numpy(), logits.numpy()
 
 
-def check_export(model: nn.Module, path: PathLike, sample_rate: int, atol: float = 1e-4) -> float:
+def check_export(model: nn.Module, path: PathLike, sample_rate: int, atol: float = 1e-4,
+                 seconds: tuple[float, ...] = (1.5, 0.05, 0.7)) -> float:
     """Max |difference| of probs and logits between ``path`` and PyTorch on a batch of
-    clips of different lengths (0.05 s to 1.5 s), each scored alone by PyTorch.
+    clips of different lengths (``seconds``: 0.05 s to 1.5 s), each scored alone by PyTorch.
 
     Raises RuntimeError when it exceeds ``atol``.
     """
     g = torch.Generator().manual_seed(1)
-    lens = [int(sample_rate * s) for s in (1.5, 0.05, 0.7)]
+    lens = [max(1, int(sample_rate * s)) for s in seconds]
     batch = torch.zeros(len(lens), max(lens))
     for i, n in enumerate(lens):
         batch[i, :n] = torch.randn(n, generator=g) * 0.1

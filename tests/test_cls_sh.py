@@ -135,6 +135,7 @@ if [ "$1" = -m ]; then
         espnet_cls.bin.config_facts) exec "${real}" "$@" ;;
         espnet_cls.bin.cls_inference)
             printf '%s\n' "$*" >> "${log}"
+            case " $* " in *" --prepare_only true "*) exit 0 ;; esac
             while [ $# -gt 0 ]; do
                 case "$1" in --output_dir) out=$2 ;; --key_file) keys=$2 ;; esac
                 shift
@@ -210,6 +211,28 @@ def test_inference_tag_names_the_inference_dirs(recipe, shell_env, fake_python):
     assert outs == ["exp/cls_train/cls_test_ave3/scoring", "exp/cls_train/cls_valid_ave3/scoring"]
     (inf,) = [c for c in calls("espnet_cls.bin.cls_inference") if "keys.1.scp" in " ".join(c) and "cls_test" in " ".join(c)]
     assert opt_after(inf, "--data_path_and_name_and_type") == ["dump/test/wav.scp,speech,sound"]
+
+
+@pytest.mark.parametrize("extra, backend", [([], "onnx"), (["--inference_args", "--backend jit --batch_size 8"], "jit"),
+                                            (["--gpu_inference", "true"], None)])
+def test_stage7_exports_once_then_runs_onnx_jobs(recipe, shell_env, fake_python, extra, backend):
+    """CPU stage 7: one --prepare_only call (the cached ONNX export) before every job, jobs with --backend onnx;
+    --inference_args "--backend jit" wins (argparse: the last one); GPU inference passes no backend."""
+    py, calls = fake_python
+    make_dump(recipe)
+    (recipe / "exp" / "cls_train").mkdir(parents=True)
+    r = run_cls(recipe, [*REQUIRED, "--stage", "7", "--stop_stage", "7", "--python", str(py), "--inference_nj", "2",
+                         "--gpu_inference", "false", *extra], shell_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    inf = calls("espnet_cls.bin.cls_inference")
+    assert len(inf) == 1 + 2 * 2  # prepare, then 2 jobs x (valid, test)
+    prep, jobs = inf[0], inf[1:]
+    assert opt_after(prep, "--prepare_only") == ["true"] and not opt_after(prep, "--output_dir")
+    assert opt_after(prep, "--classification_model_file") == ["exp/cls_train/valid.acc.best.pth"]
+    for c in [prep, *jobs]:
+        assert (opt_after(c, "--backend") or [None])[-1] == backend
+        assert opt_after(c, "--ngpu") == ["1" if backend is None else "0"]
+    assert all(not opt_after(c, "--prepare_only") for c in jobs)
 
 
 def _stage6_args(recipe, shell_env, fake_python, cfg_text: str, extra: list[str]) -> list[str]:

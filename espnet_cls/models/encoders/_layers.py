@@ -138,7 +138,22 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
         """x [B, T, d]; pad_mask [B, T] True at padding."""
+        if torch.onnx.is_in_onnx_export():
+            return self._explicit(x, pad_mask)
         return self.attn(x, x, x, key_padding_mask=pad_mask, need_weights=False)[0]
+
+    def _explicit(self, x: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        """The same attention (eval mode) in plain ops whose shapes the TorchScript-based ONNX
+        exporter keeps dynamic (``nn.MultiheadAttention``'s own code bakes the example's length)."""
+        a = self.attn
+        b, t, d = x.shape
+        h = a.num_heads
+        q, k, v = F.linear(x, a.in_proj_weight, a.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (y.reshape(b, t, h, d // h).transpose(1, 2) for y in (q, k, v))  # [B, H, T, dk]
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d // h)
+        scores = scores.masked_fill(pad_mask[:, None, None, :], float("-inf"))
+        out = torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2).reshape(b, t, d)
+        return a.out_proj(out)
 
 
 def pad_mask_for(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
