@@ -151,6 +151,21 @@ cls_exp="${expdir}/cls_${cls_tag}"
 inference_dir() {
     echo "${cls_exp}/cls_${1}${inference_tag:+_${inference_tag}}"
 }
+
+# Stage 7's backend on CPU: ONNX Runtime jobs without torch (--inference_args "--backend jit" overrides:
+# argparse takes the last one); GPU inference runs PyTorch.
+if "${gpu_inference}"; then inference_backend_opts=; else inference_backend_opts="--backend onnx"; fi
+# The export of ${cls_exp}/${inference_model} cached beside it (X.onnx + X.onnx.stamp), made once, not by
+# the parallel jobs: at the end of stage 6 (where its cost is charged) and checked again before stage 7's
+# jobs (a no-op when fresh or unused; re-made when the checkpoint changed; a model that does not export
+# is noted and the jobs run PyTorch).
+prepare_inference_model() {
+    # shellcheck disable=SC2086
+    ${python} -m espnet_cls.bin.cls_inference --prepare_only true --ngpu "$("${gpu_inference}" && echo 1 || echo 0)" \
+        --classification_train_config "${cls_exp}/config.yaml" \
+        --classification_model_file "${cls_exp}/${inference_model}" \
+        ${inference_backend_opts} ${inference_args}
+}
 token_list="${datadir}/token_list"
 [ -z "${text_classes}" ] && text_classes="${dumpdir}/${train_set}/text"
 
@@ -391,6 +406,7 @@ if ! "${skip_train}"; then
                 --fold_length "${speech_fold_length}" \
                 --fold_length "${label_fold_length}" \
                 ${_opts} ${cls_args}
+        "${skip_eval}" || prepare_inference_model
         stage_end 6
     fi
 else
@@ -417,22 +433,13 @@ if ! "${skip_eval}"; then
         if "${gpu_inference}"; then
             _cmd="${cuda_cmd}"
             _ngpu=1
-            _backend_opts=
         else
             _cmd="${decode_cmd}"
             _ngpu=0
-            # jobs without torch, on the model's ONNX export (--inference_args "--backend jit" overrides)
-            _backend_opts="--backend onnx"
         fi
         echo "${run_args} --stage 7 \"\$@\"; exit \$?" > "${cls_exp}/run_inference.sh"
         chmod +x "${cls_exp}/run_inference.sh"
-        # once, before the parallel jobs: the export cached beside the model (a no-op when it is fresh
-        # or the jobs do not use it; a model that does not export is noted and the jobs run PyTorch)
-        # shellcheck disable=SC2086
-        ${python} -m espnet_cls.bin.cls_inference --prepare_only true --ngpu "${_ngpu}" \
-            --classification_train_config "${cls_exp}/config.yaml" \
-            --classification_model_file "${cls_exp}/${inference_model}" \
-            ${_backend_opts} ${inference_args}
+        prepare_inference_model
         for dset in ${eval_sets}; do
             _data="${dumpdir}/${dset}"
             _dir=$(inference_dir "${dset}")
@@ -459,7 +466,7 @@ if ! "${skip_eval}"; then
                     --classification_model_file "${cls_exp}/${inference_model}" \
                     --output_dir "${_logdir}/output.JOB" \
                     --output_all_probabilities "${output_all_probabilities}" \
-                    ${_backend_opts} ${inference_args}
+                    ${inference_backend_opts} ${inference_args}
 
             for f in text score; do
                 if [ -f "${_logdir}/output.1/prediction/${f}" ]; then

@@ -306,6 +306,17 @@ def test_stage6_passes_the_facts(recipe, shell_env, fake_python):
     assert opt_after(args, "--config") == ["conf/c.yaml"]
 
 
+@pytest.mark.parametrize("extra, n_prepare", [([], 1), (["--skip_eval", "true"], 0)])
+def test_stage6_ends_with_the_onnx_export(recipe, shell_env, fake_python, extra, n_prepare):
+    """The export stage 7's CPU jobs need is made at the end of stage 6 (its cost is training's), once."""
+    _stage6_args(recipe, shell_env, fake_python, "normalize: utterance_mvn\n", ["--inference_model", "valid.acc.ave.pth", *extra])
+    prep = fake_python[1]("espnet_cls.bin.cls_inference")
+    assert len(prep) == n_prepare
+    for c in prep:
+        assert opt_after(c, "--prepare_only") == ["true"] and opt_after(c, "--backend") == ["onnx"]
+        assert opt_after(c, "--classification_model_file") == ["exp/cls_c/valid.acc.ave.pth"]
+
+
 def test_stage6_global_mvn_overrides_the_config(recipe, shell_env, fake_python):
     args = _stage6_args(recipe, shell_env, fake_python, "normalize: utterance_mvn\n", ["--feats_normalize", "global_mvn"])
     assert opt_after(args, "--normalize") == ["global_mvn"]
