@@ -253,6 +253,33 @@ def check_export(model: nn.Module, path: PathLike, sample_rate: int, atol: float
     return diff
 
 
+def export_onnx_checked(model: nn.Module, output: PathLike, sample_rate: int, atol: float = 1e-4,
+                        exporter: str = "auto", opset: Optional[int] = None) -> tuple[Path, str, float, list[str]]:
+    """Export and check (:func:`check_export` on a batch of 3 lengths, then one clip alone); atomic.
+
+    ``exporter="auto"``: the TorchScript-based exporter first (~1 s), ``dynamo`` when it fails or its
+    file differs from PyTorch by more than ``atol``. Returns ``(path, exporter used, max |diff|,
+    failures of the exporters tried before)``; raises RuntimeError (every failure) when none works.
+    """
+    output = Path(output)
+    order = ["torchscript", "dynamo"] if exporter == "auto" else [exporter]
+    failures: list[str] = []
+    for name in order:
+        try:
+            with tempfile.TemporaryDirectory(prefix=".export_check.", dir=output.parent if output.parent.exists() else None) as tmp:
+                tmp_out = Path(tmp) / output.name
+                export_onnx(model, tmp_out, sample_rate, opset=opset, exporter=name)
+                diff = max(check_export(model, tmp_out, sample_rate, atol=atol),
+                           check_export(model, tmp_out, sample_rate, atol=atol, seconds=(2.3,)))
+                output.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp_out, output)
+            return output, name, diff, failures
+        except Exception as e:  # noqa: BLE001 - any exporter problem: try the next one
+            text = str(e).strip()
+            failures.append(f"{name}: {type(e).__name__}: {text.splitlines()[0] if text else ''}")
+    raise RuntimeError("; ".join(failures))
+
+
 def default_output(source: str, fmt: str) -> Path:
     """``X.zip`` -> ``X.onnx``; folder -> ``<folder>/model.onnx``; ``user/name`` -> ``./name.onnx``."""
     suffix = SUFFIX[fmt]
@@ -270,11 +297,14 @@ def export(
     model_file: Optional[PathLike] = None,
     check: bool = True,
     opset: Optional[int] = None,
+    exporter: str = "auto",
 ) -> dict[str, Any]:
     """Load ``source`` (as :meth:`Classifier.from_pretrained` does) and export it.
 
     Returns ``{"output": path, "max_abs_diff": float or None}``; with ``check`` the file
-    is run (onnxruntime / TorchScript) against PyTorch (:func:`check_export`).
+    is run (onnxruntime / TorchScript) against PyTorch (:func:`check_export`). ONNX with
+    ``exporter="auto"`` is always checked (:func:`export_onnx_checked`: the fast TorchScript-based
+    exporter, dynamo if that fails).
     """
     from espnet_cls.classifier import Classifier
 
@@ -283,11 +313,15 @@ def export(
     clf = Classifier.from_pretrained(source, model_file=model_file)
     out = Path(output) if output else default_output(str(source), fmt)
     model = clf.model.cpu().eval()
-    if fmt == "onnx":
-        export_onnx(model, out, clf.sample_rate, opset=opset)
+    if fmt == "onnx" and exporter == "auto":
+        _path, used, diff, _failed = export_onnx_checked(model, out, clf.sample_rate, opset=opset)
+        logger.info("ONNX through the %s exporter", used)
     else:
-        export_torchscript(model, out, clf.sample_rate)
-    diff = check_export(model, out, clf.sample_rate) if check else None
+        if fmt == "onnx":
+            export_onnx(model, out, clf.sample_rate, opset=opset, exporter=exporter)
+        else:
+            export_torchscript(model, out, clf.sample_rate)
+        diff = check_export(model, out, clf.sample_rate) if check else None
     if diff is not None:
         logger.info("check: max |exported - PyTorch| = %.3g on clips of 0.05-1.5 s", diff)
     return {"output": str(out), "max_abs_diff": diff}

@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -132,10 +131,10 @@ def ensure_onnx(
 ) -> tuple[Optional[Path], str]:
     """Export the model to its cache unless a fresh one is there; ``(onnx path or None, why not)``.
 
-    Exporting imports torch (``torch.onnx.export(dynamo=True)``, tens of seconds for a small
-    transformer, see docs/benchmarks.md), then checks the file against PyTorch on clips of 0.05-1.5 s
-    (:func:`espnet_cls.export.check_export`, ``ATOL``). A failure is stamped, so it is not retried for
-    the same sources; the caller falls back to the PyTorch backend.
+    Exporting imports torch and runs :func:`espnet_cls.export.export_onnx_checked` (the TorchScript-based
+    exporter, ~1 s; ``torch.onnx.export(dynamo=True)``, tens of seconds, if that fails), which checks the
+    file against PyTorch on clips of 0.05-2.3 s (``ATOL``). A failure is stamped, so it is not retried
+    for the same sources; the caller falls back to the PyTorch backend.
     """
     state, onnx_path, detail = cache_state(train_config, model_file, packed_model)
     if state == "fresh":
@@ -157,30 +156,23 @@ def ensure_onnx(
     else:
         import torch
 
-        from espnet_cls.export import EXPORTERS, check_export, export_onnx
+        from espnet_cls.export import export_onnx_checked
 
         for noisy in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript", "onnx_ir"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         torch.set_num_threads(1)
         model = model.cpu().eval()
-        fs = _fs_of(config)
-        # the TorchScript-based exporter first (~1 s), torch.export's (tens of seconds) if it fails;
-        # both are checked against PyTorch: a batch of 3 lengths, then one clip alone
-        for exporter in sorted(EXPORTERS, key=lambda x: x != "torchscript"):
-            try:
-                with tempfile.TemporaryDirectory(prefix=".onnx_export.", dir=onnx_path.parent) as tmp:
-                    tmp_onnx = Path(tmp) / onnx_path.name
-                    export_onnx(model, tmp_onnx, fs, exporter=exporter)
-                    diff = max(check_export(model, tmp_onnx, fs, atol=ATOL),
-                               check_export(model, tmp_onnx, fs, atol=ATOL, seconds=(2.3,)))
-                    os.replace(tmp_onnx, onnx_path)
-            except Exception as e:  # noqa: BLE001 - any export problem: try the next exporter
-                failures.append(f"{exporter}: {_one_line(e)}")
-                continue
+        try:
+            # the TorchScript-based exporter first (~1 s), torch.export's (tens of seconds) if it fails,
+            # each checked against PyTorch
+            _path, exporter, diff, tried = export_onnx_checked(model, onnx_path, _fs_of(config), atol=ATOL)
+        except Exception as e:  # noqa: BLE001 - every exporter failed: stamped below
+            failures.append(str(e) if isinstance(e, RuntimeError) else _one_line(e))
+        else:
             dt = time.perf_counter() - t0
             stamp.update(ok=True, exporter=exporter, onnx=_file_id(onnx_path), max_abs_diff=diff, export_seconds=round(dt, 2))
-            if failures:
-                stamp["failures"] = failures
+            if tried:
+                stamp["failures"] = tried
             _write_stamp(onnx_path, stamp)
             logger.info("exported %s in %.1f s (%s exporter; max |ONNX - PyTorch| %.2g)", onnx_path, dt, exporter, diff)
             return onnx_path, ""

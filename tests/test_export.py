@@ -49,17 +49,19 @@ def _reference(model, x, lens):
     return model.logits_to_proba(logits).numpy(), logits.numpy()
 
 
-@pytest.mark.parametrize("encoder", ["cnn", "transformer", pytest.param("conformer", marks=pytest.mark.slow)])
-def test_onnx_matches_pytorch(encoder, tmp_path):
+@pytest.mark.parametrize("encoder, exporter", [("cnn", "auto"), ("transformer", "dynamo"), ("transformer", "torchscript"),
+                                               ("conformer", "torchscript"),
+                                               pytest.param("conformer", "dynamo", marks=pytest.mark.slow)])
+def test_onnx_matches_pytorch(encoder, exporter, tmp_path):
     if encoder == "cnn":  # through the user-facing path: packed zip -> export() (which self-checks to 1e-4)
         e = make_exp(tmp_path)
         model = e["model"]
-        info = export(pack_exp(e), "onnx", tmp_path / "out" / "m.onnx")
+        info = export(pack_exp(e), "onnx", tmp_path / "out" / "m.onnx", exporter=exporter)
         assert info["max_abs_diff"] is not None and info["max_abs_diff"] <= 1e-4
         path = info["output"]
     else:
         model = _model(encoder, tmp_path)
-        path = export_onnx(model, tmp_path / "m.onnx", FS)
+        path = export_onnx(model, tmp_path / "m.onnx", FS, exporter=exporter)
     x, lens = _batch()
     ref_p, ref_l = _reference(model, x, lens)
     probs, logits = run_exported(path, x.numpy(), lens.numpy())

@@ -178,7 +178,10 @@ def test_exported_model_equals_stage7(world, fmt):
     from espnet_cls.export import export_onnx, export_torchscript, run_exported
 
     out = world["root"] / f"model.{fmt}"
-    (export_onnx if fmt == "onnx" else export_torchscript)(world["model"], out, 16000)
+    if fmt == "onnx":  # the exporter stage 7's cached export uses (tests/test_export.py covers dynamo's graph)
+        export_onnx(world["model"], out, 16000, exporter="torchscript")
+    else:
+        export_torchscript(world["model"], out, 16000)
     waves = [load_audio(str(world["clips"][n][0]), fs=16000)[0] for n in world["names"]]
     lens = np.array([len(w) for w in waves], dtype=np.int64)
     speech = np.zeros((len(waves), int(lens.max())), dtype=np.float32)

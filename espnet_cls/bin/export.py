@@ -26,6 +26,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--model_file", type=str_or_none, default=None, help="weights file inside an experiment dir")
     p.add_argument("--check", type=str2bool, default=True, help="compare the exported file with PyTorch (tolerance 1e-4)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--exporter", default="auto", choices=["auto", "torchscript", "dynamo"],
+                   help="ONNX: auto = the TorchScript-based exporter (~1 s), checked, then torch.export's "
+                        "(dynamo, tens of seconds) if it fails or differs from PyTorch")
     p.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -38,7 +41,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     setup_logging(args.log_level)
     for noisy in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript", "onnx_ir"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    info = export(args.model, args.format, args.output, model_file=args.model_file, check=args.check, opset=args.opset)
+    info = export(args.model, args.format, args.output, model_file=args.model_file, check=args.check, opset=args.opset,
+                  exporter=args.exporter)
     logging.getLogger(__name__).info("exported %s", info["output"])
     print(info["output"])
     return 0
