@@ -45,6 +45,17 @@ SUBSAMPLING_LAYERS = {
 }
 
 
+def channels_last_weight(w: torch.Tensor) -> torch.Tensor:
+    """A conv2d weight ``[O, I, kh, kw]`` with channels-last strides.
+
+    With ``I == 1`` that is a view (``contiguous(memory_format=channels_last)`` would keep the
+    ambiguous NCHW strides and oneDNN would stay in NCHW); otherwise a copy (autograd-tracked).
+    """
+    if w.size(1) == 1:
+        return w.as_strided(w.shape, (w.size(2) * w.size(3), 1, w.size(3), 1))
+    return w.contiguous(memory_format=torch.channels_last)
+
+
 class Conv2dSubsampling(nn.Module):
     """Strided 2-D convolutions + ReLU, then Linear to ``odim`` (ESPnet's ``conv2d`` (4×),
     ``conv2d2`` (2×), ``conv2d6`` (6×), ``conv2d8`` (8×) input layers).
@@ -79,8 +90,13 @@ class Conv2dSubsampling(nn.Module):
         if x.size(1) < self.min_len:
             x = F.pad(x, (0, 0, 0, self.min_len - x.size(1)))
         h = x.unsqueeze(1)
+        # channels-last weights make oneDNN run every convolution (and its ReLU, in place) in
+        # channels-last memory: 1.3-2x less CPU for these layers at inference (docs/benchmarks.md,
+        # stage-7 section); the ONNX graph has no memory formats
+        cl = not torch.onnx.is_in_onnx_export()
         for conv in self.convs:
-            h = F.relu(conv(h))  # [B, C, T', D']
+            w = channels_last_weight(conv.weight) if cl else conv.weight
+            h = F.relu(F.conv2d(h, w, conv.bias, conv.stride), inplace=True)  # [B, C, T', D']
         b, c, t, d = h.shape
         h = self.out(h.transpose(1, 2).reshape(b, t, c * d))
         return h, self.out_lengths(lengths).clamp(min=1)
@@ -137,10 +153,22 @@ class SelfAttention(nn.Module):
         self.attn = nn.MultiheadAttention(d, heads, dropout=dropout_rate, batch_first=True)
 
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
-        """x [B, T, d]; pad_mask [B, T] True at padding."""
+        """x [B, T, d]; pad_mask [B, T] True at padding.
+
+        ``nn.MultiheadAttention``'s function (its parameters) through
+        ``F.scaled_dot_product_attention`` (the fused kernel, with the key padding mask) in
+        training and inference alike; the module's own inference fast path used an unfused
+        masked softmax on the CPU. The ONNX export runs :meth:`_explicit`.
+        """
         if torch.onnx.is_in_onnx_export():
             return self._explicit(x, pad_mask)
-        return self.attn(x, x, x, key_padding_mask=pad_mask, need_weights=False)[0]
+        a = self.attn
+        b, t, d = x.shape
+        h = a.num_heads
+        q, k, v = F.linear(x, a.in_proj_weight, a.in_proj_bias).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        keep = ~pad_mask[:, None, None, :]  # [B, 1, 1, T] True where a key may be attended
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=a.dropout if self.training else 0.0)
+        return a.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
     def _explicit(self, x: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
         """The same attention (eval mode) in plain ops whose shapes the TorchScript-based ONNX
