@@ -14,9 +14,9 @@ The stamp records the size and SHA-256 of the sources (``config.yaml`` + checkpo
 after the export. A cache whose sources changed (checkpoint retrained, config edited) is stale and is
 exported again; an export that failed or differed from PyTorch by more than ``ATOL`` is recorded too
 (``"ok": false``), so that later jobs fall back to the PyTorch ``jit`` backend at once instead of
-retrying. :func:`ensure_onnx` (exporting, imports torch) runs once per stage 7 in ``cls.sh``, before the
-parallel jobs (``cls_inference --prepare_only true``); the jobs only read the cache
-(:func:`cached_onnx`, torch-free).
+retrying. :func:`ensure_onnx` (exporting, imports torch) runs in ``cls.sh`` at the end of stage 6 and
+once before stage 7's parallel jobs (``cls_inference --prepare_only true``); the jobs only read the
+cache (:func:`cache_state`, torch-free).
 
 Scores: the graph is the traced :class:`espnet_cls.export.ExportWrapper`, the same one the ``jit``
 backend runs, fed the same float32 batches (:class:`espnet_cls.inference_core.SegmentScorer`: same

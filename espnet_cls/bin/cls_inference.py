@@ -15,10 +15,11 @@ per-class ``--threshold_file`` (``class threshold`` lines, e.g. from
 Backends (CPU): ``jit`` (default: the traced, frozen PyTorch model), ``eager`` (the PyTorch modules)
 and ``onnx``: ONNX Runtime on the model's export, cached beside the checkpoint (``X.pth`` ->
 ``X.onnx`` + ``X.onnx.stamp``, see :mod:`espnet_cls.onnx_inference`); that job never imports torch
-(stage 7's CPU default in ``cls.sh``, which exports once before its parallel jobs with
-``--prepare_only true``). Without a fresh export the job exports first (tens of seconds). What the
-onnx backend cannot do runs the ``jit`` path, with one log line: a GPU (``--ngpu > 0``), ``--dtype``
-other than float32, a model whose export fails or differs from PyTorch (e.g. BEATs).
+(stage 7's CPU default in ``cls.sh``, which makes the export at the end of stage 6 and checks it once
+before stage 7's parallel jobs, with ``--prepare_only true``). Without a fresh export the job exports
+first (imports torch). What the onnx backend cannot do runs the ``jit`` path, with one log line: a GPU
+(``--ngpu > 0``), ``--dtype`` other than float32, a model whose export fails or differs from PyTorch
+by more than 1e-5 (see :mod:`espnet_cls.export` for BEATs).
 """
 
 from __future__ import annotations
