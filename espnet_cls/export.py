@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -275,7 +276,7 @@ def export_onnx_checked(model: nn.Module, output: PathLike, sample_rate: int, at
                 os.replace(tmp_out, output)
             return output, name, diff, failures
         except Exception as e:  # noqa: BLE001 - any exporter problem: try the next one
-            text = str(e).strip()
+            text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()  # torch.export's messages carry colour codes
             failures.append(f"{name}: {type(e).__name__}: {text.splitlines()[0] if text else ''}")
     raise RuntimeError("; ".join(failures))
 
