@@ -406,7 +406,10 @@ if ! "${skip_train}"; then
                 --fold_length "${speech_fold_length}" \
                 --fold_length "${label_fold_length}" \
                 ${_opts} ${cls_args}
-        "${skip_eval}" || prepare_inference_model
+        # stage 7's export, charged here; a problem with it is stage 7's (which checks again), not training's
+        if ! "${skip_eval}" && [ -f "${cls_exp}/${inference_model}" ]; then
+            prepare_inference_model || log "Warning: preparing ${cls_exp}/${inference_model} for stage 7 failed (stage 7 tries again)"
+        fi
         stage_end 6
     fi
 else

@@ -306,9 +306,13 @@ def test_stage6_passes_the_facts(recipe, shell_env, fake_python):
     assert opt_after(args, "--config") == ["conf/c.yaml"]
 
 
-@pytest.mark.parametrize("extra, n_prepare", [([], 1), (["--skip_eval", "true"], 0)])
+@pytest.mark.parametrize("extra, n_prepare", [([], 1), (["--skip_eval", "true"], 0), (["--inference_model", "absent.pth"], 0)])
 def test_stage6_ends_with_the_onnx_export(recipe, shell_env, fake_python, extra, n_prepare):
-    """The export stage 7's CPU jobs need is made at the end of stage 6 (its cost is training's), once."""
+    """The export stage 7's CPU jobs need is made at the end of stage 6 (its cost is training's), once;
+    not when there is no stage 7 or no such checkpoint (stage 7 reports that)."""
+    exp = recipe / "exp" / "cls_c"
+    exp.mkdir(parents=True)
+    (exp / "valid.acc.ave.pth").write_bytes(b"")  # as the (fake) trainer left it
     _stage6_args(recipe, shell_env, fake_python, "normalize: utterance_mvn\n", ["--inference_model", "valid.acc.ave.pth", *extra])
     prep = fake_python[1]("espnet_cls.bin.cls_inference")
     assert len(prep) == n_prepare
