@@ -423,9 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=2, help="compute rows: best of this many passes")
     ap.add_argument("--batch_sizes", default="e1,1,4,o1,o4",
                     help="ours, compute rows: N = --backend jit at batch N, eN = eager, oN = onnx (stage 7's CPU default)")
-    ap.add_argument("--ours_train_args", default=f"--num_threads {min(2, os.cpu_count() or 1)}",
-                    help="extra cls_train arguments for ours (default: --num_threads = up to 2 cores: our trainer's "
-                         "option to use the machine's cores under OMP_NUM_THREADS=1; ESPnet has none)")
+    ap.add_argument("--ours_train_args", default="",
+                    help="extra cls_train arguments for ours (default: none, i.e. one intra-op thread under "
+                         "OMP_NUM_THREADS=1 as ESPnet, plus the config's loader worker; '--num_threads 2' uses a "
+                         "second core for the kernels: slower than one thread at load ~5 on 2 cores, "
+                         "docs/benchmarks.md peer section)")
     ap.add_argument("--ours_inference_args", default="", help="extra cls_inference arguments for ours")
     ap.add_argument("--stages", default="5,6,7", help="subset of 5,6,7 (7 needs a trained workdir); "
                     "7c: only the compute rows of 7")

@@ -90,13 +90,14 @@ class Conv2dSubsampling(nn.Module):
         if x.size(1) < self.min_len:
             x = F.pad(x, (0, 0, 0, self.min_len - x.size(1)))
         h = x.unsqueeze(1)
-        # channels-last weights make oneDNN run every convolution (and its ReLU, in place) in
-        # channels-last memory: 1.3-2x less CPU for these layers at inference (docs/benchmarks.md,
-        # stage-7 section); the ONNX graph has no memory formats
-        cl = not torch.onnx.is_in_onnx_export()
+        # without autograd (inference, validation), channels-last weights make oneDNN run every
+        # convolution (and its ReLU, in place) in channels-last memory: 1.3-2x less CPU for these
+        # layers (docs/benchmarks.md, stage-7 section); training keeps NCHW (its backward was up to
+        # 1.2x slower channels-last); the ONNX graph has no memory formats
+        cl = not torch.is_grad_enabled() and not torch.onnx.is_in_onnx_export()
         for conv in self.convs:
             w = channels_last_weight(conv.weight) if cl else conv.weight
-            h = F.relu(F.conv2d(h, w, conv.bias, conv.stride), inplace=True)  # [B, C, T', D']
+            h = F.relu(F.conv2d(h, w, conv.bias, conv.stride), inplace=cl)  # [B, C, T', D']
         b, c, t, d = h.shape
         h = self.out(h.transpose(1, 2).reshape(b, t, c * d))
         return h, self.out_lengths(lengths).clamp(min=1)
