@@ -25,6 +25,7 @@ still processed so one run shows every problem, and the job then fails.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import logging
@@ -53,7 +54,7 @@ from espnet_cls.audio import (
     write_audio,
 )
 from espnet_cls.contract import AUDIO_FORMAT_FILE, DUMP_FS_FILE, FEATS_TYPE_FILE
-from espnet_cls.datacheck import Table, read_table
+from espnet_cls.datacheck import Table, iter_table, read_table
 from espnet_cls.fileio import DataError, atomic_write, iter_kv, write_kv
 
 logger = logging.getLogger(__name__)
@@ -98,11 +99,68 @@ class JobResult:
     audio_seconds: float = 0.0
     elapsed: float = 0.0
     errors: list = field(default_factory=list)
-    num_samples: dict = field(default_factory=dict)
 
 
-def read_segments(path: str) -> dict[str, Segment]:
-    """Read ``utt rec start end`` lines (``end`` -1 = to the end). Bad lines -> DataError."""
+class _PartLists:
+    """A job's ``wav.scp`` and ``utt2num_samples``: written as the job goes (to temp names,
+    renamed when it succeeded) when its utterances come sorted, as the driver's split parts
+    do; otherwise (a hand-made unsorted key list) kept and written sorted at the end."""
+
+    def __init__(self, wav_scp: str, num_samples: str, stream: bool) -> None:
+        self.outs = (wav_scp, num_samples)
+        self.rows: tuple[dict, dict] = ({}, {})
+        self.tmps: tuple = ()
+        self.files: tuple = ()
+        if stream:
+            self.tmps = tuple(os.path.join(os.path.dirname(os.path.abspath(p)), f".{os.path.basename(p)}.tmp{os.getpid()}") for p in self.outs)
+            self.files = tuple(open(t, "w", encoding="utf-8") for t in self.tmps)
+
+    def add(self, utt: str, listed: str, n: int) -> None:
+        if self.files:
+            self.files[0].write(f"{utt} {listed}\n")
+            self.files[1].write(f"{utt} {n}\n")
+        else:
+            self.rows[0][utt] = listed
+            self.rows[1][utt] = str(n)
+
+    def close(self, keep: bool) -> None:
+        """Rename the lists into place (``keep``), or remove them."""
+        if not self.files:
+            if keep:
+                for path, rows in zip(self.outs, self.rows):
+                    write_kv(path, rows.items())
+            return
+        if not keep:
+            self.abort()
+            return
+        for f, path in zip(self.files, self.outs):
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as e:
+                raise OSError(e.errno, e.strerror, path) from None  # a failed write names no file: name the output
+        for f in self.files:
+            f.close()
+        self.files = ()
+        for tmp, path in zip(self.tmps, self.outs):
+            os.replace(tmp, path)
+
+    def abort(self) -> None:
+        """Remove the temp lists (a failed job, or an exception): no half-written part."""
+        for f in self.files:
+            with contextlib.suppress(OSError):
+                f.close()
+        self.files = ()
+        for tmp in self.tmps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def read_segments(path: str, only: Optional[set] = None) -> dict[str, Segment]:
+    """Read ``utt rec start end`` lines (``end`` -1 = to the end). Bad lines -> DataError.
+
+    ``only``: keep just these utterances (a job's part); every line is still checked.
+    """
     out: dict[str, Segment] = {}
     for utt, rest, line in iter_kv(path):
         parts = rest.split()
@@ -115,20 +173,54 @@ def read_segments(path: str) -> dict[str, Segment]:
             raise DataError(f"start/end are not numbers: {s!r} {e!r}", path, line) from None
         if not (np.isfinite(start) and np.isfinite(end)):
             raise DataError(f"start/end are not finite: {s!r} {e!r}", path, line)
+        if only is not None and utt not in only:
+            continue
         if utt in out:
             raise DataError(f"duplicate utterance id {utt!r}", path, line)
         out[utt] = Segment(utt, rec, start, None if end == -1 else end, line)
     return out
 
 
-def read_wav_scp(path: str) -> dict[str, tuple[str, int]]:
-    """Read ``key entry`` lines into ``{key: (entry, line)}``; a duplicate key is a DataError."""
+def read_wav_scp(path: str, only: Optional[set] = None) -> dict[str, tuple[str, int]]:
+    """Read ``key entry`` lines into ``{key: (entry, line)}``; a duplicate key is a DataError.
+
+    ``only``: keep just these keys (a job's part: its memory grows with the part, not with
+    the whole file; a duplicate among the other keys is the driver's ``--step begin``'s to find).
+    """
     out: dict[str, tuple[str, int]] = {}
     for key, value, line in iter_kv(path):
+        if only is not None and key not in only:
+            continue
         if key in out:
             raise DataError(f"duplicate key {key!r}", path, line)
         out[key] = (value, line)
     return out
+
+
+def _ascending(rows) -> bool:
+    """Whether the keys of ``(key, value, line)`` rows are strictly ascending in C order."""
+    prev = None
+    for key, _v, _no in rows:
+        b = key.encode("utf-8")
+        if prev is not None and b <= prev:
+            return False
+        prev = b
+    return True
+
+
+def _merge_sorted(keys: str, wav_scp: str):
+    """``(utt, (entry, line) or None)`` for each key of ``keys``, both files sorted (C order,
+    strictly): one pass over each, in step."""
+    scp = iter_kv(wav_scp)
+    cur = next(scp, None)
+    for utt, _v, _no in iter_kv(keys, allow_empty_value=True):
+        b = utt.encode("utf-8")
+        while cur is not None and cur[0].encode("utf-8") < b:
+            cur = next(scp, None)
+        if cur is not None and cur[0] == utt:
+            yield utt, (cur[1], cur[2])
+        else:
+            yield utt, None
 
 
 def read_keys(path: str) -> list[str]:
@@ -245,29 +337,34 @@ class _Reuse:
     rate whose metadata comment is the source tag of the current entry (so an edited
     ``wav.scp`` line or segment is redone), and, for a plain-path entry, is not older than
     the source file. A file found in a sibling ``format.*`` folder (the split changed, e.g.
-    another ``nj`` or added/removed lines) is moved here. Siblings are listed lazily, once.
+    another ``nj`` or added/removed lines) is moved here. The sibling folders are listed lazily, once.
     """
 
     def __init__(self, outdir: str, fs: int, audio_format: str) -> None:
         self.outdir = os.path.normpath(outdir)
         self.fs = fs
         self.fmt = audio_format
-        self._siblings: Optional[dict[str, str]] = None
+        self._siblings: Optional[list] = None
 
-    def _sibling_index(self) -> dict[str, str]:
+    def _sibling_dirs(self) -> list:
         if self._siblings is None:
-            self._siblings = {}
             parent = os.path.dirname(os.path.abspath(self.outdir))
             me = os.path.abspath(self.outdir)
-            suffix = "." + self.fmt
-            for d in sorted(glob.glob(os.path.join(glob.escape(parent), "format.*"))):
-                if os.path.abspath(d) == me or not os.path.isdir(d):
-                    continue
-                with os.scandir(d) as it:
-                    for e in it:
-                        if e.name.endswith(suffix) and not e.name.startswith("."):
-                            self._siblings.setdefault(e.name, e.path)
+            self._siblings = [
+                d for d in sorted(glob.glob(os.path.join(glob.escape(parent), "format.*")))
+                if os.path.abspath(d) != me and os.path.isdir(d)
+            ]  # fmt: skip
         return self._siblings
+
+    def _sibling(self, name: str) -> Optional[str]:
+        """The first sibling folder's ``name`` (a stat per folder: no per-file index in memory)."""
+        if name.startswith("."):
+            return None
+        for d in self._sibling_dirs():
+            p = os.path.join(d, name)
+            if os.path.isfile(p):
+                return p
+        return None
 
     def _fresh(self, path: str, entry: str) -> bool:
         if is_pipe(entry):
@@ -282,8 +379,8 @@ class _Reuse:
         if os.path.exists(out_path):
             n = audio_info_ok(out_path, self.fs, self.fmt, tag)
             return n if n is not None and self._fresh(out_path, entry) else None
-        other = self._sibling_index().get(os.path.basename(out_path))
-        if other is None or not os.path.exists(other):
+        other = self._sibling(os.path.basename(out_path))
+        if other is None:
             return None
         n = audio_info_ok(other, self.fs, self.fmt, tag)
         if n is None or not self._fresh(other, entry):
@@ -373,119 +470,147 @@ def format_wav_scp(
         if os.path.exists(stale):
             os.unlink(stale)
 
-    recs = read_wav_scp(wav_scp)
-    segs = read_segments(segments) if segments else None
-    if keys is not None:
+    stream = (
+        keys is not None and segments is None
+        and _ascending(iter_kv(wav_scp)) and _ascending(iter_kv(keys, allow_empty_value=True))
+    )  # fmt: skip
+    if stream:
+        # the usual job: a sorted split of the sorted keys of a sorted wav.scp, both read in step
+        # (nothing held per utterance); a key missing from wav.scp is an error, as below
+        assert keys is not None
+        n_total = sum(1 for _ in iter_kv(keys, allow_empty_value=True))
+        pairs = _merge_sorted(keys, wav_scp)
+        segs = None
+        in_order = True
+    elif keys is not None:
+        # only this job's part of wav.scp/segments is held (memory ~ the part, not the set)
         utts = read_keys(keys)
+        wanted = set(utts)
+        segs = read_segments(segments, wanted) if segments else None
+        recs = read_wav_scp(wav_scp, wanted if segs is None else {s.rec for s in segs.values()})
+        del wanted
     else:
+        recs = read_wav_scp(wav_scp)
+        segs = read_segments(segments) if segments else None
         utts = list(segs) if segs is not None else list(recs)
+    if not stream:
+        # a sorted part (keys.JOB.scp is a split of the sorted keys.all) is written as it goes;
+        # otherwise the lists are sorted at the end (write_kv)
+        in_order = all(utts[i].encode("utf-8") < utts[i + 1].encode("utf-8") for i in range(len(utts) - 1))
+        n_total = len(utts)
+        pairs = ((u, None if segs is not None else recs.get(u)) for u in utts)
 
-    res = JobResult(n_total=len(utts))
-    paths: dict[str, str] = {}
+    res = JobResult(n_total=n_total)
+    lists = _PartLists(out_wav_scp, out_num_samples, stream=in_order)
     cache = _PipeCache()
     ark = _ArkWriter(outdir, audio_format) if audio_format in ARK_AUDIO_FORMATS else None
     reuse = None if ark is not None else _Reuse(outdir, fs, audio_format)
     t0 = time.perf_counter()
-    it = utts
+    it = pairs
     if show_progress:
         from tqdm import tqdm
 
-        it = tqdm(utts, desc=os.path.basename(outdir), unit="clip")
+        it = tqdm(pairs, total=n_total, desc=os.path.basename(outdir), unit="clip")
 
     def fail(utt: str, cause: str, path: str, line: Optional[int]) -> None:
         err = DataError(f"set {set_name}, utt {utt}: {cause}", path, line)
         res.errors.append(err)
         logger.error("%s", err)
 
-    for i, utt in enumerate(it, 1):
-        # where an error about this utterance points
-        if segs is not None:
-            seg = segs.get(utt)
-            if seg is None:
-                fail(utt, "not in the segments file", segments, None)
-                continue
-            rec = recs.get(seg.rec)
-            if rec is None:
-                fail(utt, f"recording {seg.rec!r} is not in {wav_scp}", segments, seg.line)
-                continue
-            entry, rec_line = rec
-            where = (segments, seg.line)
-            rec_where = (wav_scp, rec_line)
-            rec_note = f" (recording {seg.rec})"
-        else:
-            seg = None
-            rec = recs.get(utt)
-            if rec is None:
-                fail(utt, "not in wav.scp", wav_scp, None)
-                continue
-            entry, rec_line = rec
-            where = rec_where = (wav_scp, rec_line)
-            rec_note = ""
-        why = _check_utt_id(utt)
-        if why:
-            fail(utt, why, *where)
-            continue
-        out_path = os.path.join(outdir, f"{utt}.{audio_format}")
-        paths[utt] = out_path
-
-        # reuse a complete output of an earlier run (in this job's folder, or moved from
-        # another format.* folder when the split changed)
-        tag = source_tag(entry, seg, max_overshoot)
-        n = reuse.find(utt, out_path, tag, entry) if reuse is not None else None
-        if n is not None:
-            res.num_samples[utt] = n
-            res.n_reused += 1
-            res.audio_seconds += n / fs
-            continue
-
-        # decode; a segment problem points to the segments line, a file problem to wav.scp
-        try:
-            if seg is None:
-                x, fs_in = read_entry(entry)
-            elif is_pipe(entry):
-                full, fs_in = cache.get(entry)
-                x = _cut(full, fs_in, seg, max_overshoot)
+    try:
+        for i, (utt, rec) in enumerate(it, 1):
+            # where an error about this utterance points
+            if segs is not None:
+                seg = segs.get(utt)
+                if seg is None:
+                    fail(utt, "not in the segments file", segments, None)
+                    continue
+                rec = recs.get(seg.rec)
+                if rec is None:
+                    fail(utt, f"recording {seg.rec!r} is not in {wav_scp}", segments, seg.line)
+                    continue
+                entry, rec_line = rec
+                where = (segments, seg.line)
+                rec_where = (wav_scp, rec_line)
+                rec_note = f" (recording {seg.rec})"
             else:
-                x, fs_in = read_entry(entry, seg.start, seg.end, max_overshoot)
-        except SegmentError as e:
-            fail(utt, f"{e}{rec_note}", *where)
-            continue
-        except AudioError as e:
-            fail(utt, f"{e}{rec_note}", *rec_where)
-            continue
-        if not is_pipe(entry):
-            short = truncation(entry.strip(), len(x) if seg is None else None)
-            if short:
-                fail(utt, short, *rec_where)
+                seg = None
+                if rec is None:
+                    fail(utt, "not in wav.scp", wav_scp, None)
+                    continue
+                entry, rec_line = rec
+                where = rec_where = (wav_scp, rec_line)
+                rec_note = ""
+            why = _check_utt_id(utt)
+            if why:
+                fail(utt, why, *where)
                 continue
-        try:
-            check_samples(x)
-            y = resample(to_mono(x), fs_in, fs)
-            check_samples(y)
-        except AudioError as e:
-            fail(utt, f"{e}{rec_note}", *where)
-            continue
-        if ark is not None:
-            paths[utt], n_clip = ark.add(utt, y, fs)
-        else:
-            n_clip = write_audio(out_path, y, fs, audio_format, comment=tag)
-        if n_clip:
-            res.n_clipped_utts += 1
-            logger.warning("set %s, utt %s: %d sample(s) clipped to the 16-bit range", set_name, utt, n_clip)
-        res.num_samples[utt] = len(y)
-        res.n_written += 1
-        res.audio_seconds += len(y) / fs
-        if log_every and i % log_every == 0 and not show_progress:
-            dt = time.perf_counter() - t0
-            logger.info("%s: %d/%d clips, %.1f clips/s", os.path.basename(outdir), i, len(utts), i / max(dt, 1e-9))
+            out_path = os.path.join(outdir, f"{utt}.{audio_format}")
 
-    res.elapsed = time.perf_counter() - t0
-    if ark is not None:
-        ark.close(keep=not res.errors)
-    if not res.errors:
-        write_kv(out_wav_scp, ((u, paths[u]) for u in utts))
-        write_kv(out_num_samples, ((u, str(res.num_samples[u])) for u in utts))
-    else:
+            # reuse a complete output of an earlier run (in this job's folder, or moved from
+            # another format.* folder when the split changed)
+            tag = source_tag(entry, seg, max_overshoot)
+            n = reuse.find(utt, out_path, tag, entry) if reuse is not None else None
+            if n is not None:
+                lists.add(utt, out_path, n)
+                res.n_reused += 1
+                res.audio_seconds += n / fs
+                continue
+
+            # decode; a segment problem points to the segments line, a file problem to wav.scp
+            try:
+                if seg is None:
+                    x, fs_in = read_entry(entry)
+                elif is_pipe(entry):
+                    full, fs_in = cache.get(entry)
+                    x = _cut(full, fs_in, seg, max_overshoot)
+                else:
+                    x, fs_in = read_entry(entry, seg.start, seg.end, max_overshoot)
+            except SegmentError as e:
+                fail(utt, f"{e}{rec_note}", *where)
+                continue
+            except AudioError as e:
+                fail(utt, f"{e}{rec_note}", *rec_where)
+                continue
+            if not is_pipe(entry):
+                short = truncation(entry.strip(), len(x) if seg is None else None)
+                if short:
+                    fail(utt, short, *rec_where)
+                    continue
+            try:
+                check_samples(x)
+                y = resample(to_mono(x), fs_in, fs)
+                check_samples(y)
+            except AudioError as e:
+                fail(utt, f"{e}{rec_note}", *where)
+                continue
+            if ark is not None:
+                listed, n_clip = ark.add(utt, y, fs)
+            else:
+                listed, n_clip = out_path, write_audio(out_path, y, fs, audio_format, comment=tag)
+            if n_clip:
+                res.n_clipped_utts += 1
+                logger.warning("set %s, utt %s: %d sample(s) clipped to the 16-bit range", set_name, utt, n_clip)
+            lists.add(utt, listed, len(y))
+            res.n_written += 1
+            res.audio_seconds += len(y) / fs
+            if log_every and i % log_every == 0 and not show_progress:
+                dt = time.perf_counter() - t0
+                logger.info("%s: %d/%d clips, %.1f clips/s", os.path.basename(outdir), i, n_total, i / max(dt, 1e-9))
+
+        res.elapsed = time.perf_counter() - t0
+        if ark is not None:
+            ark.close(keep=not res.errors)
+        lists.close(keep=not res.errors)
+    except BaseException:
+        lists.abort()
+        if ark is not None:  # its temp name (gone when it was renamed into place)
+            with contextlib.suppress(OSError):
+                ark.f.close()
+            with contextlib.suppress(OSError):
+                os.unlink(ark.tmp)
+        raise
+    if res.errors:
         with atomic_write(errors_file) as f:
             for e in res.errors:
                 f.write(" ".join(str(e).split()) + "\n")
@@ -522,11 +647,13 @@ def format_wav_scp(
 class Source:
     """A validated source data dir (or a bare wav.scp [+ segments])."""
 
-    wav_scp: Table
+    wav_scp: Optional[Table]  # None: checked by streaming (sorted, see _validate_sorted)
     segments: Optional[dict]  # utt -> Segment
     segments_path: Optional[str]
     utts: list  # sorted (C order)
-    tables: dict = field(default_factory=dict)  # name -> Table (UTT_TABLES / SPK_TABLES present)
+    #: name -> Table (UTT_TABLES / SPK_TABLES present), or the path of an utterance table checked
+    #: by streaming: sorted, one line per utterance of ``utts`` (copied as it is read)
+    tables: dict = field(default_factory=dict)
 
 
 def _c_sorted(keys) -> list:
@@ -549,6 +676,10 @@ def validate_source(
     ``fix_data_dir.sh``), with and without ``segments`` alike.
     """
     set_name = set_name or os.path.basename(os.path.dirname(os.path.abspath(wav_scp)))
+    if segments is None:
+        fast = _validate_sorted(wav_scp, datadir)
+        if fast is not None:
+            return fast
     scp = read_table(wav_scp, what="recording id" if segments else "utterance id")
     if not scp.rows:
         raise DataError(f"set {set_name}: wav.scp is empty (no utterances to dump)", wav_scp)
@@ -619,6 +750,63 @@ def validate_source(
         if os.path.isfile(path):
             src.tables[name] = read_table(path, what="speaker id")
     return src
+
+
+def _validate_sorted(wav_scp: str, datadir: Optional[str]) -> Optional[Source]:
+    """:func:`validate_source` without ``segments`` for the usual data dir, one line at a time:
+    ``wav.scp`` and every utterance table sorted (C order, as after ``utils/fix_data_dir.sh``)
+    with the same keys. Holds the sorted key list only (no per-utterance table). None when any
+    check fails or a file is not sorted so: the full check then finds and names the problem."""
+    utts: list = []
+    prev = b""
+    try:
+        for key, _value, _no in iter_table(wav_scp):
+            kb = key.encode("utf-8")
+            if (utts and kb <= prev) or _check_utt_id(key):
+                return None
+            utts.append(key)
+            prev = kb
+    except DataError:
+        return None
+    if not utts:
+        return None
+    src = Source(None, None, None, utts)
+    if datadir is None:
+        return src
+    for name in UTT_TABLES:
+        path = os.path.join(datadir, name)
+        if not os.path.isfile(path):
+            continue
+        i = 0
+        try:
+            for key, value, _no in iter_table(path, allow_empty_value=(name == "text")):
+                if i >= len(utts) or key != utts[i] or (name == "utt2spk" and len(value.split()) != 1):
+                    return None
+                i += 1
+        except DataError:
+            return None
+        if i != len(utts):
+            return None
+        src.tables[name] = path
+    for name in SPK_TABLES:
+        path = os.path.join(datadir, name)
+        if os.path.isfile(path):
+            src.tables[name] = read_table(path, what="speaker id")
+    return src
+
+
+def _table_rows(t):
+    """``(key, value)`` of a Source table: a Table, or the path of a streamed (checked) one."""
+    if isinstance(t, Table):
+        return ((k, v) for k, (v, _no) in t.rows.items())
+    return ((k, v) for k, v, _no in iter_table(t, allow_empty_value=True))
+
+
+def _write_sorted(path: str, rows) -> None:
+    """Write rows already sorted (C order) as write_kv would, streaming."""
+    with atomic_write(path) as f:
+        for k, v in rows:
+            f.write(f"{k} {v}\n" if v != "" else f"{k}\n")
 
 
 def _source_of(wav_scp: str, segments: Optional[str], copy_data_dir: bool, set_name: Optional[str]) -> Source:
@@ -715,59 +903,171 @@ def dump_end(
     set_name = set_name or os.path.basename(os.path.normpath(dumpdir))
     audiodir = audiodir or os.path.join(dumpdir, "data")
     src = _source_of(wav_scp, segments, copy_data_dir, set_name)
-    paths: dict = {}
-    nums: dict = {}
+    parts = []
     for n in range(1, nj + 1):
-        part = os.path.join(audiodir, f"format.{n}")
-        for name, into in (("wav.scp", paths), ("utt2num_samples", nums)):
-            p = os.path.join(part, name)
+        for name in ("wav.scp", "utt2num_samples"):
+            p = os.path.join(audiodir, f"format.{n}", name)
             if not os.path.isfile(p):
                 raise DataError(f"job {n} left no {name} (see its log)", p)
-            for k, v, no in iter_kv(p):
-                if k in into:
-                    raise DataError(f"utterance {k!r} written by two jobs", p, no)
-                into[k] = v
-    want = set(src.utts)
-    for got, name in ((paths, "wav.scp"), (nums, "utt2num_samples")):
-        if set(got) != want:
-            extra = _c_sorted(set(got) - want)
-            missing = _c_sorted(want - set(got))
-            raise DataError(
-                f"the jobs' {name} parts do not match the utterances of the source "
-                f"({len(missing)} missing, e.g. {missing[:1]}; {len(extra)} extra, e.g. {extra[:1]})",
-                audiodir,
-            )
+            parts.append(p)
+    in_order = _parts_in_order(parts, src.utts)
+    if not in_order:
+        _check_parts(parts, src.utts, audiodir)  # the DataError that says what is wrong, if any
     os.makedirs(dumpdir, exist_ok=True)
     for name, t in src.tables.items():
-        write_kv(os.path.join(dumpdir, name), ((k, v) for k, (v, _no) in t.rows.items()))
+        if isinstance(t, Table):
+            write_kv(os.path.join(dumpdir, name), _table_rows(t))
+        else:
+            _write_sorted(os.path.join(dumpdir, name), _table_rows(t))
     if "utt2spk" in src.tables:
-        spk2utt: dict = {}
-        for utt in src.utts:
-            spk2utt.setdefault(src.tables["utt2spk"].rows[utt][0], []).append(utt)
-        write_kv(os.path.join(dumpdir, "spk2utt"), ((s, " ".join(us)) for s, us in spk2utt.items()))
-    write_kv(os.path.join(dumpdir, "utt2num_samples"), nums.items())
+        _write_spk2utt(os.path.join(dumpdir, "spk2utt"), src)
+    _merge(os.path.join(dumpdir, "utt2num_samples"), parts[1::2], in_order)
     with atomic_write(os.path.join(dumpdir, FEATS_TYPE_FILE)) as f:
         f.write("raw\n")
     with atomic_write(os.path.join(dumpdir, AUDIO_FORMAT_FILE)) as f:
         f.write(f"{audio_format}\n")
     with atomic_write(os.path.join(dumpdir, DUMP_FS_FILE)) as f:
         f.write(f"{int(fs)}\n")
-    write_kv(os.path.join(dumpdir, "wav.scp"), paths.items())  # last: its presence means "complete"
-    _remove_unlisted(audiodir, nj, set(paths.values()))
-    return len(paths)
+    _merge(os.path.join(dumpdir, "wav.scp"), parts[0::2], in_order)  # last: its presence means "complete"
+    _remove_unlisted(audiodir, nj)
+    return len(src.utts)
 
 
-def _remove_unlisted(audiodir: str, nj: int, listed: set) -> None:
-    """Delete audio under ``audiodir/format.*`` that ``wav.scp`` does not list (earlier runs)."""
-    listed_real = {os.path.realpath(p.rsplit(":", 1)[0] if is_ark(p) else p) for p in listed}
+def _write_spk2utt(path: str, src: Source) -> None:
+    """``spk2utt`` from ``utt2spk`` (speakers sorted, each one's utterances in ``utts`` order).
+    Streamed when the speakers come sorted along the sorted utterances (Kaldi's rule: the
+    speaker id a prefix of the utterance id); otherwise through a table in memory."""
+    t = src.tables["utt2spk"]
+    if isinstance(t, Table):
+        pairs = lambda: ((u, t.rows[u][0]) for u in src.utts)  # noqa: E731
+    else:
+        pairs = lambda: _table_rows(t)  # noqa: E731  (sorted, the keys are utts)
+    prev = None
+    in_order = True
+    for _u, spk in pairs():
+        b = spk.encode("utf-8")
+        if prev is not None and b < prev:
+            in_order = False
+            break
+        prev = b
+    if not in_order:
+        spk2utt: dict = {}
+        for utt, spk in pairs():
+            spk2utt.setdefault(spk, []).append(utt)
+        write_kv(path, ((s, " ".join(us)) for s, us in spk2utt.items()))
+        return
+    with atomic_write(path) as f:
+        cur, group = None, []
+        for utt, spk in pairs():
+            if spk != cur:
+                if group:
+                    f.write(f"{cur} {' '.join(group)}\n")
+                cur, group = spk, []
+            group.append(utt)
+        if group:
+            f.write(f"{cur} {' '.join(group)}\n")
+
+
+def _parts_in_order(parts: list, utts: list) -> bool:
+    """Whether the jobs' ``wav.scp``/``utt2num_samples`` parts (job order), read one after the
+    other, list exactly ``utts`` (sorted) in order, as the split of the sorted key list makes
+    them. Streams: no per-utterance table (see :func:`_check_parts` for what is wrong)."""
+    for k in range(2):
+        i = 0
+        for p in parts[k::2]:
+            for key, _v, _no in iter_kv(p):
+                if i >= len(utts) or utts[i] != key:
+                    return False
+                i += 1
+        if i != len(utts):
+            return False
+    return True
+
+
+def _check_parts(parts: list, utts: list, audiodir: str) -> None:
+    """Raise the DataError naming what is wrong with parts that :func:`_parts_in_order` refused
+    (none when they hold the right utterances in another order: they are merged sorted)."""
+    want = set(utts)
+    for k, name in enumerate(("wav.scp", "utt2num_samples")):
+        got: set = set()
+        for p in parts[k::2]:
+            for key, _v, no in iter_kv(p):
+                if key in got:
+                    raise DataError(f"utterance {key!r} written by two jobs", p, no)
+                got.add(key)
+        if got != want:
+            extra = _c_sorted(got - want)
+            missing = _c_sorted(want - got)
+            raise DataError(
+                f"the jobs' {name} parts do not match the utterances of the source "
+                f"({len(missing)} missing, e.g. {missing[:1]}; {len(extra)} extra, e.g. {extra[:1]})",
+                audiodir,
+            )
+
+
+def _merge(path: str, parts: list, in_order: bool) -> None:
+    """Write the parts into ``path`` (atomically) sorted: one after the other when they come in
+    order (streamed), else through a table sorted in memory."""
+    if not in_order:
+        write_kv(path, ((k, v) for p in parts for k, v, _no in iter_kv(p)))
+        return
+    with atomic_write(path) as f:
+        for p in parts:
+            for key, value, _no in iter_kv(p):
+                f.write(f"{key} {value}\n")
+
+
+def _part_files(d: str, part: str):
+    """The files under folder ``d`` that the ``wav.scp`` part lists, as ``(path, name)`` (an ark once per entry)."""
+    real_d = os.path.realpath(d)
+    dirs: dict = {}  # parent folder as written -> whether it is ``d``
+    if not os.path.isfile(part):
+        return
+    for _key, value, _no in iter_kv(part):
+        path = value.rsplit(":", 1)[0] if is_ark(value) else value
+        parent, name = os.path.split(path)
+        if parent not in dirs:
+            dirs[parent] = os.path.realpath(parent) == real_d
+        if dirs[parent]:
+            yield path, name
+
+
+def _listed_count(d: str, part: str) -> Optional[int]:
+    """How many distinct files under ``d`` the part lists, or None when one of them is gone."""
+    n, arks = 0, set()
+    for path, name in _part_files(d, part):
+        if name.endswith(".ark"):
+            if name in arks:
+                continue
+            arks.add(name)
+        if not os.path.isfile(path):
+            return None
+        n += 1
+    return n
+
+
+def _remove_unlisted(audiodir: str, nj: int) -> None:
+    """Delete audio under ``audiodir/format.*`` that ``wav.scp`` does not list (earlier runs).
+
+    Folder ``format.J`` (J <= nj) holds what job J's part lists; the part's names are indexed
+    only when the folder holds more audio files than the part lists (or a listed one is gone).
+    """
+    audio_ext = (".flac", ".wav", ".ark")
     stale = []
     for d in glob.glob(os.path.join(glob.escape(audiodir), "format.*")):
         if not os.path.isdir(d):
             continue
+        j = d.rsplit("format.", 1)[1]
+        part = os.path.join(d, "wav.scp")
+        mine = j.isdigit() and 1 <= int(j) <= nj
+        n_listed = _listed_count(d, part) if mine else 0
         with os.scandir(d) as it:
-            for e in it:
-                if e.is_file() and e.name.endswith((".flac", ".wav", ".ark")) and os.path.realpath(e.path) not in listed_real:
-                    stale.append(e.path)
+            n_files = sum(1 for e in it if e.is_file() and e.name.endswith(audio_ext))
+        if n_files == n_listed:
+            continue  # every listed file is there and there is no other: nothing stale
+        names = {name for _path, name in _part_files(d, part)} if mine else set()
+        with os.scandir(d) as it:
+            stale += [e.path for e in it if e.is_file() and e.name.endswith(audio_ext) and e.name not in names]
     if stale:
         logger.info("removing %d audio file(s) of earlier runs not listed in wav.scp", len(stale))
     for p in stale:
