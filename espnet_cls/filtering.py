@@ -138,14 +138,155 @@ def _make_backup(d: str) -> dict[str, str]:
 
 def _read_lines_by_key(path: str) -> list[tuple[str, bytes]]:
     """``(key, raw line)`` for every line; blank lines -> DataError."""
-    out = []
+    return list(_raw_lines(path))
+
+
+_END = object()
+
+
+def _raw_lines(path: str):
+    """``(key, raw line ending in a newline)`` of each line; a blank line -> DataError."""
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             parts = raw.split(maxsplit=1)
             if not parts:
                 raise DataError("empty line", path, lineno)
-            out.append((parts[0].decode("utf-8", "replace"), raw if raw.endswith(b"\n") else raw + b"\n"))
-    return out
+            yield parts[0].decode("utf-8", "replace"), raw if raw.endswith(b"\n") else raw + b"\n"
+
+
+class _HashedOut:
+    """A temp file beside ``path`` whose SHA-256 is kept as it is written; ``commit`` renames it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.filter{os.getpid()}.tmp")
+        self.f = open(self.tmp, "wb")
+        self.h = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.f.write(data)
+        self.h.update(data)
+
+    def finish(self) -> str:
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.f.close()
+        return self.h.hexdigest()
+
+    def discard(self) -> None:
+        if not self.f.closed:
+            self.f.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+
+def _filter_sorted(d: str, src: str, min_len: int, max_len: Optional[int]) -> Optional[FilterResult]:
+    """:func:`filter_data_dir` for the usual dump dir, streaming: every per-utterance file lists
+    the keys of ``wav.scp`` (strictly sorted, as stage 2 writes them) in the same order, so the
+    decision per line is one byte (a bitmap) and each file is filtered as it is read. None when
+    any file is otherwise (or has a problem): the in-memory filter then handles (and names) it."""
+    res = FilterResult(source=src)
+    names = [n for n in UTT_FILES if os.path.isfile(os.path.join(src, n))]
+    kinds = {"wav.scp": False, "utt2num_samples": False, "text": True, "utt2spk": False}
+    try:
+        its = [
+            iter_kv(os.path.join(src, n), allow_empty_value=kinds[n])
+            if n in kinds
+            else _raw_lines(os.path.join(src, n))
+            for n in names
+        ]
+        col = {n: i for i, n in enumerate(names)}
+        keep = bytearray()
+        gender = os.path.join(src, "spk2gender")
+        kept_spk: Optional[set] = set() if os.path.isfile(gender) else None  # for spk2gender only
+        spk_sorted, prev_key, prev_spk = True, b"", None
+        while True:
+            rows = [next(it, _END) for it in its]
+            if all(r is _END for r in rows):
+                break
+            if any(r is _END for r in rows):
+                return None
+            key = rows[0][0]
+            if any(r[0] != key for r in rows) or (keep and key.encode("utf-8") <= prev_key):
+                return None
+            prev_key = key.encode("utf-8")
+            n = int(rows[col["utt2num_samples"]][1])
+            spk = rows[col["utt2spk"]][1]
+            res.total += 1
+            if n < min_len:
+                res.too_short += 1
+            elif max_len is not None and n > max_len:
+                res.too_long += 1
+            elif not rows[col["text"]][1].split():
+                res.empty_text += 1
+            else:
+                res.kept.append(key)
+                if kept_spk is not None:
+                    kept_spk.add(spk)
+                keep.append(1)
+                if prev_spk is not None and spk.encode("utf-8") < prev_spk:
+                    spk_sorted = False
+                prev_spk = spk.encode("utf-8")
+                continue
+            keep.append(0)
+    except (DataError, ValueError):
+        return None
+    if not res.kept:
+        raise DataError(f"no utterance left after filtering: {res.summary()}", d)
+
+    outs: dict = {}
+    hashes: dict = {}
+    try:
+        for name in names:
+            out = outs[name] = _HashedOut(os.path.join(d, name))
+            for i, (_key, line) in enumerate(_raw_lines(os.path.join(src, name))):
+                if keep[i]:
+                    out.write(line)
+            hashes[name] = out.finish()
+        out = outs["spk2utt"] = _HashedOut(os.path.join(d, "spk2utt"))
+        kept_pairs = ((k, v) for i, (k, v, _no) in enumerate(iter_kv(os.path.join(src, "utt2spk"))) if keep[i])
+        if spk_sorted:  # the speakers come sorted along the sorted utterances: one group at a time
+            cur, group = None, []
+            for utt, spk in kept_pairs:
+                if spk != cur and group:
+                    out.write(f"{cur} {' '.join(group)}\n".encode())
+                    group = []
+                cur = spk
+                group.append(utt)
+            if group:
+                out.write(f"{cur} {' '.join(group)}\n".encode())
+        else:
+            spk2utts: dict = {}
+            for utt, spk in kept_pairs:
+                spk2utts.setdefault(spk, []).append(utt)
+            for spk, us in sorted(spk2utts.items(), key=lambda kv: kv[0].encode()):
+                out.write(f"{spk} {' '.join(us)}\n".encode())
+        hashes["spk2utt"] = out.finish()
+        if kept_spk is not None:
+            out = outs["spk2gender"] = _HashedOut(os.path.join(d, "spk2gender"))
+            for key, line in _raw_lines(gender):
+                if key in kept_spk:
+                    out.write(line)
+            hashes["spk2gender"] = out.finish()
+        _commit(d, src, hashes)
+        for out in outs.values():
+            os.replace(out.tmp, out.path)
+    finally:
+        for out in outs.values():
+            out.discard()
+    return res
+
+
+def _commit(d: str, src: str, output_hashes: dict) -> None:
+    """Backup (only when the originals are the current files), then the state; the outputs follow."""
+    if src == d:
+        backup_hashes = _make_backup(d)
+    else:
+        with open(os.path.join(src, STATE_FILE), encoding="utf-8") as f:
+            backup_hashes = json.load(f)["backup"]
+    bdir = os.path.join(d, BACKUP_DIR)
+    with atomic_write(os.path.join(bdir, STATE_FILE)) as f:
+        json.dump({"backup": backup_hashes, "output": output_hashes}, f, indent=1, sort_keys=True)
 
 
 def filter_data_dir(
@@ -182,6 +323,9 @@ def filter_data_dir(
 
     wav_path = os.path.join(src, "wav.scp")
     n2s_path = os.path.join(src, "utt2num_samples")
+    streamed = _filter_sorted(d, src, min_len, max_len)
+    if streamed is not None:
+        return streamed
     nsamp: dict[str, int] = {}
     for key, val, lineno in iter_kv(n2s_path):
         try:
@@ -237,19 +381,7 @@ def filter_data_dir(
         outputs["spk2gender"] = b"".join(line for key, line in _read_lines_by_key(gender) if key in spk2utts)
 
     # backup (only when the originals are the current files), then the state, then the outputs
-    if src == d:
-        backup_hashes = _make_backup(d)
-    else:
-        with open(os.path.join(src, STATE_FILE), encoding="utf-8") as f:
-            backup_hashes = json.load(f)["backup"]
-    bdir = os.path.join(d, BACKUP_DIR)
-    with atomic_write(os.path.join(bdir, STATE_FILE)) as f:
-        json.dump(
-            {"backup": backup_hashes, "output": {k: _sha_bytes(v) for k, v in outputs.items()}},
-            f,
-            indent=1,
-            sort_keys=True,
-        )
+    _commit(d, src, {k: _sha_bytes(v) for k, v in outputs.items()})
     for name, data in outputs.items():
         with atomic_write(os.path.join(d, name), "wb") as f:
             f.write(data)
