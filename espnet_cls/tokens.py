@@ -86,15 +86,27 @@ def check_labels(text: PathLike, classification_type: str, training: bool = True
     case-sensitive, so they are two classes; ``<blank>`` beside real labels (multi-label).
     """
     from espnet_cls.contract import MULTI_CLASS, UNK, check_classification_type
-    from espnet_cls.datacheck import read_table
+    from espnet_cls.datacheck import iter_table, read_table
 
     ctype = check_classification_type(classification_type)
-    table = read_table(str(text), allow_empty_value=True, what="utterance id")
+    # a text with strictly sorted ids (as stages 2 and 3 write it) has no duplicate: read it one
+    # line at a time; otherwise the table (its duplicate check names the first line)
+    prev, ascending = None, True
+    for utt, _value, _no in iter_table(str(text), allow_empty_value=True):
+        b = utt.encode("utf-8")
+        if prev is not None and b <= prev:
+            ascending = False
+            break
+        prev = b
+    if ascending:
+        rows = ((u, (v, no)) for u, v, no in iter_table(str(text), allow_empty_value=True))
+    else:
+        rows = iter(read_table(str(text), allow_empty_value=True, what="utterance id").rows.items())
     errors: list[DataError] = []
     warnings: list[str] = []
     first_seen: dict[str, int] = {}
     n_mixed = 0
-    for utt, (value, no) in table.rows.items():
+    for utt, (value, no) in rows:
         words = value.split()
         if ctype == MULTI_CLASS:
             if len(words) > 1:
