@@ -95,12 +95,28 @@ def run_stage(stage: int, work: Path, args: argparse.Namespace, config: Path, lo
         env["ESPNET_CLS_VENV"] = args.venv
     t0 = time.perf_counter()
     with open(log, "w") as fh:
-        p = subprocess.Popen(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env=env)
-        _pid, status, ru = os.wait4(p.pid, 0)
+        # through a fresh launcher: a process exec'd straight from this one starts with this
+        # process's high-water RSS as its ru_maxrss (Linux keeps it across (v)fork + exec), so the
+        # bench's own peak (the data it made) would floor every stage's number
+        p = subprocess.Popen([sys.executable, "-c", _LAUNCHER, *cmd], cwd=REPO, stdout=fh, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, pass_fds=(), env=env, text=True)
+        p.wait()
     wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
+    status, cpu, maxrss = (log.read_text().rsplit("\n__scale_rusage__ ", 1)[-1].split() + ["", "", ""])[:3]
+    if p.returncode != 0 or status != "0":
         raise SystemExit(f"stage {stage} failed; log {log}:\n{log.read_text()[-3000:]}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+    return wall, float(cpu), int(maxrss)
+
+
+#: Runs argv[1:] and appends "__scale_rusage__ <exit code> <CPU s of the tree> <peak RSS KiB>" to stdout.
+_LAUNCHER = """\
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:])
+_pid, st, ru = os.wait4(p.pid, 0)
+sys.stdout.flush()
+print(f"\\n__scale_rusage__ {os.waitstatus_to_exitcode(st)} {ru.ru_utime + ru.ru_stime} {ru.ru_maxrss}", flush=True)
+sys.exit(0)
+"""
 
 
 def fit_exponent(ns: list[int], ts: list[float]) -> float:
