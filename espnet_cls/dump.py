@@ -1,14 +1,16 @@
 """Stage 2 worker: decode the utterances of one job and write them as mono ``fs`` audio.
 
 One call of :func:`format_wav_scp` is one ``JOB`` of ``scripts/audio/format_wav_scp.sh``.
-It reads the whole ``wav.scp`` (and ``segments``, if any) so that an error can name the
-line of the *original* file, processes the keys of its part (``--keys``, a split of
-``wav.scp`` or ``segments``), and writes
+It reads the original ``wav.scp`` (and ``segments``, if any), so that an error can name the
+line of the *original* file, but keeps only the entries of its part (``--keys``, a split of
+the sorted key list; a sorted ``wav.scp`` is read in step with it, holding nothing per
+utterance), and writes
 
 - ``<outdir>/<utt>.<flac|wav>`` — mono, 16-bit PCM, at ``fs``; each file atomically
   (temp name + rename), so an existing ``<utt>.<fmt>`` is always complete;
-- ``<outdir>/wav.scp`` and ``<outdir>/utt2num_samples`` — this job's part, written only
-  when every utterance of the job succeeded (the driver merges the parts).
+- ``<outdir>/wav.scp`` and ``<outdir>/utt2num_samples`` — this job's part, written as it
+  goes under temp names and renamed only when every utterance of the job succeeded (the
+  driver merges the parts).
 
 Re-running a job (after a failure or a kill) keeps every existing output that is a
 readable mono file of the right format and rate, carries the tag of its current source
