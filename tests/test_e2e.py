@@ -24,7 +24,7 @@ from test_hub_standin import SECRET, HubStandin
 
 IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "dump", "exp", "__pycache__", ".pytest_cache", ".ruff_cache",
                                 "*.egg-info", "downloads")
-SMALL = ["--nj", "2", "--inference_nj", "2", "--ngpu", "0", "--cls_args", "--max_epoch 3"]
+SMALL = ["--nj", "2", "--inference_nj", "2", "--ngpu", "0", "--cls_args", "--max_epoch 3 --num_iters_per_epoch none"]
 
 
 def fresh_copy(repo_root: Path, dest: Path) -> Path:
@@ -152,7 +152,7 @@ def test_run_sh_all_stages_multiclass(repo_root, tmp_path):
     r = run(["./run.sh", *SMALL, "--local_data_opts", "--corpus instruments --size small"], d)
     assert "RESULTS" in r.stdout or "|" in r.stdout
     m = check_layout(d, multilabel=False)
-    exp = d / "exp" / "cls_train_cnn_max_epoch3"
+    exp = d / "exp" / "cls_train_cnn_max_epoch3_num_iters_per_epochnone"
     # the scored accuracy is the accuracy of the written predictions
     ref, hyp = kv(d / "dump" / "test" / "text"), kv(exp / "cls_test" / "text")
     acc = sum(hyp[u] == ref[u] for u in ref) / len(ref)
@@ -225,10 +225,10 @@ def test_kill_and_resume_stages_2_and_6(repo_root, tmp_path):
     for s in ["train", "valid", "test"]:
         assert kv(d / "dump" / s / "utt2num_samples") == kv(ref / "dump" / s / "utt2num_samples")
     # stage 6: kill after the first epoch's checkpoint
-    exp = d / "exp" / "cls_train_cnn_max_epoch3"
+    exp = d / "exp" / "cls_train_cnn_max_epoch3_num_iters_per_epochnone"
     _kill_when(["./run.sh", *opts, "--stage", "6", "--stop_stage", "6"], d, lambda: (exp / "checkpoint.pth").exists())
     run(["./run.sh", *opts, "--stage", "6", "--stop_stage", "8"], d)
-    a = kv(ref / "exp" / "cls_train_cnn_max_epoch3" / "cls_test" / "score")
+    a = kv(ref / "exp" / "cls_train_cnn_max_epoch3_num_iters_per_epochnone" / "cls_test" / "score")
     b = kv(exp / "cls_test" / "score")
     assert a.keys() == b.keys() and len(a) > 0
     for utt in a:

@@ -33,7 +33,7 @@ def test_from_pretrained_on_raw_files_equals_stage7(repo_root, tmp_path):
         lines.append(f"{k} {raw / f'{k}.wav'}\n")
     scp.write_text("".join(lines))
     run(["./run.sh", *opts, "--stage", "2", "--stop_stage", "9"], d)
-    exp = d / "exp" / "cls_train_cnn_max_epoch3"
+    exp = d / "exp" / "cls_train_cnn_max_epoch3_num_iters_per_epochnone"
     (zip_path,) = exp.glob("*.zip")
     clf = Classifier.from_pretrained(zip_path)
     wav = kv(d / "data" / "test" / "wav.scp")  # the originals, not the dump

@@ -20,7 +20,7 @@ from tests.test_e2e import fresh_copy, kv, recipe_env
 pytestmark = pytest.mark.slurm
 
 OPTS = ["--nj", "2", "--inference_nj", "2", "--ngpu", "0", "--num_procs", "2", "--stop_stage", "8",
-        "--cls_args", "--max_epoch 2", "--local_data_opts", "--corpus instruments --size small"]
+        "--cls_args", "--max_epoch 2 --num_iters_per_epoch none", "--local_data_opts", "--corpus instruments --size small"]
 
 
 def cluster_up() -> bool:
