@@ -747,11 +747,16 @@ def validate_source(
                     path,
                 )
         src.tables[name] = t
+    _read_spk_tables(src, datadir)
+    return src
+
+
+def _read_spk_tables(src: Source, datadir: str) -> None:
+    """The speaker tables (spk2utt, ...) of ``datadir`` that exist, read and checked into ``src.tables``."""
     for name in SPK_TABLES:
         path = os.path.join(datadir, name)
         if os.path.isfile(path):
             src.tables[name] = read_table(path, what="speaker id")
-    return src
 
 
 def _validate_sorted(wav_scp: str, datadir: Optional[str]) -> Optional[Source]:
@@ -790,10 +795,7 @@ def _validate_sorted(wav_scp: str, datadir: Optional[str]) -> Optional[Source]:
         if i != len(utts):
             return None
         src.tables[name] = path
-    for name in SPK_TABLES:
-        path = os.path.join(datadir, name)
-        if os.path.isfile(path):
-            src.tables[name] = read_table(path, what="speaker id")
+    _read_spk_tables(src, datadir)
     return src
 
 

@@ -24,12 +24,13 @@ class DataError(Located, Exception):
     """Bad input data: carries the file and (1-based) line it was found in (:class:`espnet_cls.contract.Located`)."""
 
 
-def iter_kv(path: PathLike, allow_empty_value: bool = False) -> Iterator[tuple[str, str, int]]:
+def iter_kv(path: PathLike, allow_empty_value: bool = False, refuse_cr: bool = False) -> Iterator[tuple[str, str, int]]:
     """Yield ``(key, value, lineno)`` for each line ``key value…`` of a Kaldi text file.
 
     The value is the rest of the line after the first whitespace run, stripped.
     Raises :class:`DataError` for a missing file, a blank line, or a line without a
-    value (unless ``allow_empty_value``; e.g. an unlabeled ``text`` line).
+    value (unless ``allow_empty_value``; e.g. an unlabeled ``text`` line); with ``refuse_cr``
+    also a CR (Windows) line end, which is otherwise stripped.
     """
     path = str(path)
     try:
@@ -44,7 +45,11 @@ def iter_kv(path: PathLike, allow_empty_value: bool = False) -> Iterator[tuple[s
                 raise DataError(f"not UTF-8: byte 0x{braw[e.start]:02x} at column {e.start + 1}", path, lineno) from None
             if lineno == 1 and raw.startswith("\ufeff"):
                 raise DataError("starts with a UTF-8 byte-order mark (BOM); save the file without it", path, 1)
-            line = raw.rstrip("\n").rstrip("\r")
+            line = raw.rstrip("\n")
+            if line.endswith("\r"):
+                if refuse_cr:
+                    raise DataError("line ends with CR (a Windows line end); convert the file with dos2unix", path, lineno)
+                line = line.rstrip("\r")
             parts = line.strip().split(maxsplit=1)
             if not parts:
                 raise DataError("empty line", path, lineno)
