@@ -83,7 +83,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     # misc
     "seed": 0,
     "ngpu": 0,
-    "num_threads": 0,  # CPU training: torch intra-op threads (0: torch's default, i.e. OMP_NUM_THREADS)
+    "num_threads": 0,  # CPU training: torch intra-op threads (0: the cores this process may use, shared by its local
+    # training processes, at most 8; path.sh's OMP_NUM_THREADS=1 is for the many-job stages)
     "log_level": "INFO",
     "detect_anomaly": False,
     "cudnn_benchmark": False,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from espnet_cls.models.encoders import AbsEncoder, register_encoder
-from espnet_cls.models.encoders._layers import masked_batch_norm
+from espnet_cls.models.encoders._layers import conv2d_channels_last, masked_batch_norm
 from espnet_cls.models.utils import make_pad_mask
 
 
@@ -40,7 +40,7 @@ class _ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, C, T, F]; mask [B, 1, T, 1] float, 1 on valid frames."""
         for conv, norm in zip(self.convs, self.norms):
-            x = F.relu(masked_batch_norm(norm, conv(x * mask), mask))
+            x = F.relu(masked_batch_norm(norm, conv2d_channels_last(x * mask, conv), mask))
         return x
 
 
