@@ -120,7 +120,9 @@ class DefaultFrontend(nn.Module):
         kw = dict(n_fft=self.n_fft, hop_length=self.hop_length, win_length=self.n_fft, window=self.window, center=False, normalized=False, onesided=True)
         if torch.onnx.is_in_onnx_export():  # the ONNX STFT has no complex output
             spec = torch.stft(padded, return_complex=False, **kw)  # [B, F, T', 2]
-            power = spec[..., 0].pow(2) + spec[..., 1].pow(2)
+            # one ReduceSum over (re, im), not two Gathers: the Gathers took 2.1-2.4 ms per clip in
+            # onnxruntime against 0.4-0.6 ms (docs/benchmarks.md, stage-7 section); same sum, same scores
+            power = spec.pow(2).sum(-1)
         else:
             spec = torch.stft(padded, return_complex=True, **kw)  # [B, F, T']
             power = spec.real.pow(2) + spec.imag.pow(2)
