@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -74,7 +76,7 @@ def test_parse_conf_value_errors():
     assert parse_conf_value("a=1,b=x", {"c": 1}) == {"c": 1, "a": 1, "b": "x"}
 
 
-@pytest.mark.parametrize("name", ["train_cnn", "train_cnn_multilabel", "train_transformer", "train_conformer"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf").glob("train_*.yaml")))
 def test_shipped_configs_resolve_and_build(name, repo_root, tmp_path):
     import torch
 

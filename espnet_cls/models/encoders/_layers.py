@@ -58,10 +58,11 @@ def channels_last_weight(w: torch.Tensor) -> torch.Tensor:
 
 def conv2d_channels_last(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """``conv(x)`` with channels-last weights, so that oneDNN runs it (forward and backward) in
-    channels-last memory. Measured CPU time against NCHW (docs/benchmarks.md): a training step of the
-    peer transformer (conv2d input layer) 0.70-0.80x, of the CNN 0.9-1.0x; CNN inference 0.75-0.95x,
-    the conv2d input layer's 1.3-2x less. The output has channels-last strides; its values equal
-    NCHW's to float rounding. In an ONNX export (no memory formats there) it is plain ``conv(x)``.
+    channels-last memory. Measured against NCHW (docs/benchmarks.md, peer section): CPU time of one
+    training step of the peer transformer 0.70-0.80x, of the CNN 0.9-1.0x (in-process A/B at load 3);
+    on a quiet machine the peer training pass at one thread was the same (0.97-1.07x per epoch); the
+    conv2d input layer in inference 1.3-2x less. The output has channels-last strides; its values
+    equal NCHW's to float rounding. In an ONNX export (no memory formats) it is plain ``conv(x)``.
     """
     if torch.onnx.is_in_onnx_export():
         return conv(x)
