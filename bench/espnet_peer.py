@@ -352,17 +352,18 @@ def worker_compute(args: argparse.Namespace) -> int:
 
         tune_malloc()  # as our cls_inference does (espnet_cls.cli.run_main)
         model, _ = load_inference_model(args.train_config, args.model_file)
+        from inference import parse_specs  # bench/inference.py: one grammar for both benches
+
         run_b = {}
-        for spec in args.batch_sizes.split(","):  # "4" -> jit, "e1" -> eager, "o4" -> onnx (stage 7's CPU default)
-            if spec.startswith("o"):
+        for spec, (backend, bs) in zip([s.strip() for s in args.batch_sizes.split(",")], parse_specs(args.batch_sizes)):
+            if backend == "onnx":  # stage 7's CPU default
                 from espnet_cls.onnx_inference import OnnxInference, ensure_onnx, open_session
 
                 path, why = ensure_onnx(args.train_config, args.model_file)  # untimed: the export is stage 7's
                 if path is None:
                     raise SystemExit(f"no ONNX export: {why}")
-                eng = OnnxInference(open_session(path, 1), FS, batch_size=int(spec[1:]))
+                eng = OnnxInference(open_session(path, 1), FS, batch_size=bs)
             else:
-                backend, bs = ("eager", int(spec[1:])) if spec.startswith("e") else ("jit", int(spec))
                 eng = BatchInference(model, FS, batch_size=bs, backend=backend)
             run_b[spec] = (lambda e: (lambda: e.predict(waves)))(eng)
     for name, fn in run_b.items():

@@ -309,10 +309,11 @@ class Trainer:
                 f.write(dump_yaml(saved_config(c)))
         set_all_random_seed(self.seed)
         if not self.use_cuda:
-            threads = cpu_training_threads(int(c.get("num_threads") or 0), self.info.world_size)
+            requested = int(c.get("num_threads") or 0)
+            threads = cpu_training_threads(requested, self.info.world_size)
             torch.set_num_threads(threads)
             logger.info("CPU training with %d intra-op thread(s)%s", threads,
-                        "" if int(c.get("num_threads") or 0) > 0 else " (num_threads 0: the cores this process may use)")
+                        "" if requested > 0 else " (num_threads 0: the cores this process may use)")
         if self.use_cuda:
             torch.backends.cudnn.benchmark = bool(c.get("cudnn_benchmark"))
             torch.backends.cudnn.deterministic = bool(c.get("cudnn_deterministic", True))
