@@ -132,6 +132,33 @@ def test_resume_equals_uninterrupted(mc_corpus):
     assert [e["lr"] for e in ha] == [e["lr"] for e in hb]
 
 
+def test_loader_workers_persist_and_do_not_change_results(mc_corpus, monkeypatch):
+    """num_workers 1: one loader per dataset for the whole run (its workers forked once, not per
+    epoch), and the same weights as num_workers 0 (the loaders draw no training randomness)."""
+    root, c = mc_corpus
+    y = write_yaml(root, extra="specaug: specaug\nspecaug_conf: {apply_time_warp: false}\n")
+    y.write_text(y.read_text().replace("dropout: 0.0", "dropout: 0.2"))
+    args = ("--use_matplotlib", "false", "--batch_size", "16", "--max_epoch", "3")
+    made = []
+    init = torch.utils.data.DataLoader.__init__
+
+    def counting_init(self, *a, **kw):
+        made.append((kw.get("num_workers", 0), kw.get("persistent_workers", False)))
+        init(self, *a, **kw)
+
+    monkeypatch.setattr(torch.utils.data.DataLoader, "__init__", counting_init)
+    cls_train(train_args(c, y, root / "nw1", "--num_workers", "1", *args))
+    assert made == [(1, True), (1, True)]  # train + valid, for 3 epochs
+    made.clear()
+    cls_train(train_args(c, y, root / "nw0", "--num_workers", "0", *args))
+    assert len(made) == 6 and all(nw == 0 for nw, _ in made)  # a plain loader per epoch and set
+    a = torch.load(root / "nw1" / "3epoch.pth", weights_only=True)
+    b = torch.load(root / "nw0" / "3epoch.pth", weights_only=True)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [e["valid"] for e in _history(root / "nw1")] == [e["valid"] for e in _history(root / "nw0")]
+
+
 def test_multilabel_with_blank_learns(ml_corpus):
     root, c = ml_corpus
     texts = (c["train"] / "text").read_text()

@@ -28,7 +28,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -96,6 +96,19 @@ def cpu_training_threads(requested: int, world_size: int = 1) -> int:
         cores = os.cpu_count() or 1
     local = int(os.environ.get("LOCAL_WORLD_SIZE") or world_size or 1)
     return max(1, min(8, cores // max(1, local)))
+
+
+class _CurrentBatches:
+    """Batch sampler of a persistent loader: the batches set for the current epoch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def build_model_from_config(config: dict) -> torch.nn.Module:
@@ -192,6 +205,7 @@ class Trainer:
         self.tb_writer = None
         self._next_plot = 0.0
         self._plot_pending = False
+        self._loaders: dict[int, tuple[_CurrentBatches, torch.utils.data.DataLoader]] = {}
 
     # ------------------------------------------------------------------ setup
     def _data(self, mode: str) -> tuple[ClsDataset, EpochBatches]:
@@ -295,9 +309,45 @@ class Trainer:
                             num_iters_per_epoch=c.get("num_iters_per_epoch"), rebuild=make)
 
     def _loader(self, ds: ClsDataset, batches: list[list[str]]) -> torch.utils.data.DataLoader:
+        """The loader of ``ds`` over ``batches`` (this epoch's).
+
+        With ``num_workers > 0`` there is one loader per dataset for the whole run, its workers
+        persistent (``_CurrentBatches`` hands them each epoch's batches): a new loader per epoch
+        (ESPnet's way) forks its workers from the grown training process every epoch, and the
+        trainer then pays a copy-on-write fault for every heap page it writes while they live
+        (the first step of each later epoch took 4-5x a step of epoch 1; docs/benchmarks.md,
+        peer section). :meth:`start_loaders` forks them before the first step, while the heap is small.
+        """
         nw = int(self.config.get("num_workers") or 0)
-        return torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=nw,
-                                           pin_memory=self.use_cuda)
+        # every loader iterator draws a worker base seed from its generator: a generator of its own,
+        # so that the training RNG stream (dropout, SpecAugment, mixup) is the same for any num_workers
+        # and after a resume
+        gen = torch.Generator().manual_seed(self.seed)
+        if nw == 0:
+            return torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=0,
+                                               pin_memory=self.use_cuda, generator=gen)
+        entry = self._loaders.get(id(ds))
+        if entry is None:
+            sampler = _CurrentBatches()
+            loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=nw,
+                                                 pin_memory=self.use_cuda, persistent_workers=True, generator=gen)
+            self._loaders[id(ds)] = entry = (sampler, loader)
+        entry[0].batches = batches
+        return entry[1]
+
+    def start_loaders(self) -> None:
+        """Fork the persistent loader workers of both datasets now (no batches yet)."""
+        if int(self.config.get("num_workers") or 0) > 0:
+            for ds in (self.train_ds, self.valid_ds):
+                iter(self._loader(ds, []))
+
+    def close_loaders(self) -> None:
+        """Stop the persistent loader workers."""
+        for _sampler, loader in self._loaders.values():
+            it = getattr(loader, "_iterator", None)
+            if it is not None and hasattr(it, "_shutdown_workers"):
+                it._shutdown_workers()
+        self._loaders.clear()
 
     def setup(self) -> None:
         """Build model, data, optimizer, scheduler; resume if asked."""
@@ -696,7 +746,9 @@ def train(config: dict) -> None:
     try:
         trainer.setup()
         check_criteria(config, getattr(trainer.model, "classification_type", ""))
+        trainer.start_loaders()
         trainer.run()
     finally:
+        trainer.close_loaders()
         D.cleanup()
         torch.set_num_threads(threads)
