@@ -1,6 +1,6 @@
 """Export a trained model to ONNX or TorchScript, waveform in, probabilities out.
 
-The exported graph is the whole model, log-mel frontend included::
+The exported graph (``export``, ``cls_export``) is the whole model, log-mel frontend included::
 
     inputs:  speech [B, T] float32 (mono, at the model's sample rate, zero-padded)
              speech_lengths [B] int64 (valid samples of each clip)
@@ -22,6 +22,10 @@ ONNX goes through ``torch.onnx.export(dynamo=True)`` with dynamic batch and time
 Checked (tests/test_export.py) for the CNN, transformer and conformer encoders with the
 default frontend. BEATs (``frontend: none``, its own fbank) does not export yet: the
 ``torch.export`` step fails on its feature extraction, and TorchScript tracing fails too.
+
+Stage 7's own ONNX cache (:func:`espnet_cls.onnx_inference.ensure_onnx`) is the same graph without
+the STFT (``spectrum_input=True``): input ``power [B, T', n_fft // 2 + 1]``, computed by the job with
+:func:`espnet_cls.spectrum.power_spectrum` from the parameters in the metadata (``spectrum_input``).
 
 Two details make one graph valid for every input length:
 
@@ -49,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from espnet_cls.fileio import DataError
+from espnet_cls.spectrum import onnx_run
 
 logger = logging.getLogger(__name__)
 
@@ -72,45 +77,85 @@ def default_pad_samples(model: nn.Module, sample_rate: int) -> int:
 
 
 class ExportWrapper(nn.Module):
-    """``(speech [B, T], speech_lengths [B]) -> (probs, logits)`` of a CLSModel, export-friendly."""
+    """``(speech [B, T], speech_lengths [B]) -> (probs, logits)`` of a CLSModel, export-friendly.
 
-    def __init__(self, model: nn.Module, pad_samples: int = 0):
+    ``spectrum_input``: the graph starts after the STFT, ``(power [B, T', F], speech_lengths [B])``,
+    the power spectrum as :func:`espnet_cls.spectrum.power_spectrum` computes it (stage 7's ONNX
+    jobs; needs the default frontend, :func:`spectrum_input_params`).
+    """
+
+    def __init__(self, model: nn.Module, pad_samples: int = 0, spectrum_input: bool = False):
         super().__init__()
         self.model = model.eval()
         self.pad_samples = int(pad_samples)
+        self.spectrum_input = bool(spectrum_input)
+        if self.spectrum_input and not hasattr(getattr(model, "frontend", None), "log_mel"):
+            raise ValueError("spectrum_input needs the default frontend")
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from espnet_cls.models.utils import make_pad_mask
-
         m = self.model
-        speech = speech.float()
-        if self.pad_samples > 0:
-            speech = F.pad(speech, (0, self.pad_samples))
-        speech = speech.masked_fill(make_pad_mask(speech_lengths, speech.size(1)), 0.0)
-        speech = m.prepare_input(speech)  # the 16-bit grid of the dump (CLSModel.pcm16_input)
-        if m.frontend is None:
-            feats, lens = speech.unsqueeze(-1), speech_lengths
+        if self.spectrum_input:
+            feats, lens = m.frontend.log_mel(speech, speech_lengths)
         else:
-            feats, lens = m.frontend(speech, speech_lengths)
+            feats, lens = self.features(speech, speech_lengths)
         if m.normalize is not None:
             feats, lens = m.normalize(feats, lens)
         hs, hlens = m.encoder(feats, lens)
         logits = m.decoder(hs, hlens)
         return m.logits_to_proba(logits), logits
 
+    def padded_speech(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> torch.Tensor:
+        """The waveform the frontend sees: ``pad_samples`` zeros appended, padding zeroed, 16-bit grid."""
+        from espnet_cls.models.utils import make_pad_mask
 
-def _metadata(model: nn.Module, sample_rate: int, pad_samples: int) -> dict[str, str]:
-    import espnet_cls
+        speech = speech.float()
+        if self.pad_samples > 0:
+            speech = F.pad(speech, (0, self.pad_samples))
+        speech = speech.masked_fill(make_pad_mask(speech_lengths, speech.size(1)), 0.0)
+        return self.model.prepare_input(speech)  # the 16-bit grid of the dump (CLSModel.pcm16_input)
 
+    def features(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.model
+        speech = self.padded_speech(speech, speech_lengths)
+        if m.frontend is None:
+            return speech.unsqueeze(-1), speech_lengths
+        return m.frontend(speech, speech_lengths)
+
+
+def spectrum_input_params(model: nn.Module, pad_samples: int) -> Optional[dict[str, Any]]:
+    """What :func:`espnet_cls.spectrum.power_spectrum` needs to feed a spectrum-input graph of ``model``
+    (JSON-able; the window as float32 values), or None when the model has no default frontend."""
+    fe = getattr(model, "frontend", None)
+    if fe is None or not hasattr(fe, "log_mel"):
+        return None
     return {
+        "n_fft": int(fe.n_fft), "hop_length": int(fe.hop_length), "center": bool(fe.center), "pad_mode": fe.pad_mode,
+        "pcm16_input": bool(getattr(model, "pcm16_input", False)), "pad_samples": int(pad_samples),
+        "window": [float(v) for v in fe.window.float().cpu().numpy()],
+    }  # fmt: skip
+
+
+def _metadata(model: nn.Module, sample_rate: int, pad_samples: int,
+              spectrum: Optional[dict[str, Any]] = None) -> dict[str, str]:
+    import espnet_cls
+    from espnet_cls.spectrum import META_KEY
+
+    inputs = "speech [B, T] float32 mono at sample_rate (resampled with libsoxr HQ); speech_lengths [B] int64"
+    if spectrum is not None:
+        inputs = (f"power [B, T', F] float32: espnet_cls.spectrum.power_spectrum(speech, speech_lengths, {META_KEY}) "
+                  "of that speech; speech_lengths [B] int64")
+    meta = {
         "classes": json.dumps(list(model.token_list[: model.n_classes])),
         "sample_rate": str(int(sample_rate)),
         "classification_type": model.classification_type,
         "pad_samples": str(int(pad_samples)),
-        "inputs": "speech [B, T] float32 mono at sample_rate (resampled with libsoxr HQ); speech_lengths [B] int64",
+        "inputs": inputs,
         "outputs": "probs [B, n_classes]; logits [B, n_classes]",
         "espnet_cls_version": espnet_cls.__version__,
     }
+    if spectrum is not None:
+        meta[META_KEY] = json.dumps(spectrum)
+    return meta
 
 
 def _example(sample_rate: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,16 +172,29 @@ EXPORTERS = ("dynamo", "torchscript")
 
 
 def export_onnx(model: nn.Module, output: PathLike, sample_rate: int, opset: Optional[int] = None,
-                exporter: str = "dynamo") -> Path:
-    """Write ``output`` (.onnx) for ``model`` (a CLSModel); atomic. Returns the path."""
+                exporter: str = "dynamo", spectrum_input: bool = False) -> Path:
+    """Write ``output`` (.onnx) for ``model`` (a CLSModel); atomic. Returns the path.
+
+    ``spectrum_input``: the graph takes the STFT power spectrum instead of the waveform (see
+    :class:`ExportWrapper`; its parameters go into the metadata); ValueError without a default frontend.
+    """
     import onnx
 
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     output = Path(output)
     pad = default_pad_samples(model, sample_rate)
-    wrapper = ExportWrapper(model, pad).eval()
+    spectrum = spectrum_input_params(model, pad) if spectrum_input else None
+    if spectrum_input and spectrum is None:
+        raise ValueError("spectrum_input needs the default frontend")
+    wrapper = ExportWrapper(model, pad, spectrum_input=spectrum_input).eval()
     example = _example(sample_rate)
+    names = ["speech", "speech_lengths"]
+    if spectrum_input:
+        with torch.no_grad():
+            speech = ExportWrapper(model, pad).padded_speech(*example)
+            example = (model.frontend.power_spectrum(speech, example[1]).contiguous(), example[1])
+        names = ["power", "speech_lengths"]
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export.", dir=output.parent) as tmp:
         raw = Path(tmp) / "raw.onnx"
@@ -144,7 +202,7 @@ def export_onnx(model: nn.Module, output: PathLike, sample_rate: int, opset: Opt
             with torch.no_grad():
                 if exporter == "dynamo":
                     batch = torch.export.Dim("batch", min=1)
-                    samples = torch.export.Dim("samples", min=1)
+                    samples = torch.export.Dim("frames" if spectrum_input else "samples", min=1)
                     torch.onnx.export(
                         wrapper,
                         example,
@@ -152,9 +210,9 @@ def export_onnx(model: nn.Module, output: PathLike, sample_rate: int, opset: Opt
                         dynamo=True,
                         external_data=False,
                         opset_version=opset,
-                        input_names=["speech", "speech_lengths"],
+                        input_names=names,
                         output_names=["probs", "logits"],
-                        dynamic_shapes={"speech": {0: batch, 1: samples}, "speech_lengths": {0: batch}},
+                        dynamic_shapes={names[0]: {0: batch, 1: samples}, "speech_lengths": {0: batch}},
                         verbose=False,
                     )
                 else:
@@ -168,16 +226,17 @@ def export_onnx(model: nn.Module, output: PathLike, sample_rate: int, opset: Opt
                             str(raw),
                             dynamo=False,
                             opset_version=opset or 18,  # >= 17: the STFT op
-                            input_names=["speech", "speech_lengths"],
+                            input_names=names,
                             output_names=["probs", "logits"],
-                            dynamic_axes={"speech": {0: "batch", 1: "samples"}, "speech_lengths": {0: "batch"},
+                            dynamic_axes={names[0]: {0: "batch", 1: "frames" if spectrum_input else "samples"},
+                                          "speech_lengths": {0: "batch"},
                                           "probs": {0: "batch"}, "logits": {0: "batch"}},
                         )
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise RuntimeError(f"ONNX export failed: {type(e).__name__}: {first}") from e
         proto = onnx.load(str(raw))
-        for k, v in _metadata(model, sample_rate, pad).items():
+        for k, v in _metadata(model, sample_rate, pad, spectrum).items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = k, v
         final = Path(tmp) / "final.onnx"
@@ -219,8 +278,7 @@ def run_exported(path: PathLike, speech: np.ndarray, speech_lengths: np.ndarray)
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        probs, logits = sess.run(["probs", "logits"], {"speech": speech, "speech_lengths": speech_lengths})
-        return probs, logits
+        return onnx_run(sess, speech, speech_lengths, ["probs", "logits"])
     import warnings
 
     with warnings.catch_warnings():
@@ -255,7 +313,8 @@ def check_export(model: nn.Module, path: PathLike, sample_rate: int, atol: float
 
 
 def export_onnx_checked(model: nn.Module, output: PathLike, sample_rate: int, atol: float = 1e-4,
-                        exporter: str = "auto", opset: Optional[int] = None) -> tuple[Path, str, float, list[str]]:
+                        exporter: str = "auto", opset: Optional[int] = None,
+                        spectrum_input: bool = False) -> tuple[Path, str, float, list[str]]:
     """Export and check (:func:`check_export` on a batch of 3 lengths, then one clip alone); atomic.
 
     ``exporter="auto"``: the TorchScript-based exporter first (~1 s), ``dynamo`` when it fails or its
@@ -269,7 +328,7 @@ def export_onnx_checked(model: nn.Module, output: PathLike, sample_rate: int, at
         try:
             with tempfile.TemporaryDirectory(prefix=".export_check.", dir=output.parent if output.parent.exists() else None) as tmp:
                 tmp_out = Path(tmp) / output.name
-                export_onnx(model, tmp_out, sample_rate, opset=opset, exporter=name)
+                export_onnx(model, tmp_out, sample_rate, opset=opset, exporter=name, spectrum_input=spectrum_input)
                 diff = max(check_export(model, tmp_out, sample_rate, atol=atol),
                            check_export(model, tmp_out, sample_rate, atol=atol, seconds=(2.3,)))
                 output.parent.mkdir(parents=True, exist_ok=True)

@@ -110,6 +110,17 @@ def test_onnx_job_equals_the_torch_job(world, encoder, batch_size, tmp_path, cap
         _assert_same_outputs(tmp_path / "onnx2", tmp_path / "jit2")
 
 
+def test_cache_starts_at_the_power_spectrum(world):
+    """The stage-7 cache takes the STFT power spectrum (computed by the job in numpy), not the waveform."""
+    for e in world["exps"].values():
+        path = O.cache_path(e["model_file"])
+        sess = O.open_session(path)
+        assert [i.name for i in sess.get_inputs()] == ["power", "speech_lengths"]
+        assert O.OnnxInference(sess, FS).spectrum is not None
+        stamp = json.loads((path.parent / (path.name + O.STAMP_SUFFIX)).read_text())
+        assert stamp["sources"]["cache_format"] == O.CACHE_FORMAT == 2 and stamp["max_abs_diff"] <= O.ATOL
+
+
 def test_onnx_windows_key_file_and_long_batch_fallback(world, tmp_path):
     e, d = world["exps"]["transformer"], world["data"]
     keys = tmp_path / "keys"

@@ -103,7 +103,14 @@ class DefaultFrontend(nn.Module):
     def forward(self, speech: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """speech [B, T] float (zero-padded), lengths [B] -> feats [B, T', n_mels], frame lengths [B].
 
-        Padded frames of the output are set to 0.
+        Padded frames of the output are set to 0. ``log_mel(power_spectrum(speech, lengths), lengths)``.
+        """
+        return self.log_mel(self.power_spectrum(speech, lengths), lengths)
+
+    def power_spectrum(self, speech: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """speech [B, T] float (zero-padded), lengths [B] -> STFT power [B, T', n_fft // 2 + 1] (a view).
+
+        :func:`espnet_cls.spectrum.power_spectrum` is the same in numpy (stage 7's ONNX jobs).
         """
         speech = speech.masked_fill(make_pad_mask(lengths, speech.size(1)), 0.0)
         # centred frames (padding explicit, so that ONNX export sees a plain STFT)
@@ -126,7 +133,11 @@ class DefaultFrontend(nn.Module):
         else:
             spec = torch.stft(padded, return_complex=True, **kw)  # [B, F, T']
             power = spec.real.pow(2) + spec.imag.pow(2)
-        mel = torch.matmul(power.transpose(1, 2), self.mel_fb)  # [B, T', n_mels]
+        return power.transpose(1, 2)
+
+    def log_mel(self, power: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """STFT power [B, T', n_fft // 2 + 1], lengths [B] (samples) -> feats [B, T', n_mels], frame lengths [B]."""
+        mel = torch.matmul(power, self.mel_fb)  # [B, T', n_mels]
         feats = torch.log(torch.clamp(mel, min=1e-10))
         flens = self.num_frames(lengths)
         feats = feats.masked_fill(make_pad_mask(flens, feats.size(1)).unsqueeze(-1), 0.0)
