@@ -31,6 +31,10 @@ DTYPE_NAMES = ("bfloat16", "float16", "float32", "float64")
 #: longest batch (seconds) a traced graph (the jit backend, the ONNX export) scores; longer ones run the
 #: eager PyTorch model (the transformer's positional table was traced at 5000 frames: 200 s at hop 10 ms)
 MAX_TRACED_SEC = 120.0
+#: clips per forward pass when ``cls_inference --batch_size`` is not given, per backend: ONNX Runtime is
+#: fastest one clip at a time on CPU (batch 4 took 1.09-1.16x the CPU of batch 1 for every model, with
+#: the spectrum-input graph; docs/benchmarks.md, stage-7 section), PyTorch a few at a time
+DEFAULT_BATCH_SIZE = {"onnx": 1, "jit": 4, "eager": 4}
 
 # --------------------------------------------------------------------------- batching
 

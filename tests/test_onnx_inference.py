@@ -121,6 +121,21 @@ def test_cache_starts_at_the_power_spectrum(world):
         assert stamp["sources"]["cache_format"] == O.CACHE_FORMAT == 2 and stamp["max_abs_diff"] <= O.ATOL
 
 
+def test_default_batch_size_per_backend(world, tmp_path, monkeypatch):
+    """No --batch_size: 1 for the onnx backend (its fastest on CPU), 4 for jit; a given one is kept."""
+    import espnet_cls.inference as I
+    from espnet_cls.inference_core import DEFAULT_BATCH_SIZE
+
+    seen = []
+    monkeypatch.setattr(O, "run_onnx_inference", lambda *a, **kw: seen.append(("onnx", kw["batch_size"])))
+    monkeypatch.setattr(I, "run_inference", lambda *a, **kw: seen.append(("jit", kw["batch_size"])))
+    e, d = world["exps"]["cnn"], world["data"]
+    for backend, extra in (("onnx", []), ("jit", []), ("onnx", ["--batch_size", "8"])):
+        assert cls_inference.main(_argv(d, e, tmp_path / backend, "--backend", backend, *extra)) == 0
+    assert seen == [("onnx", DEFAULT_BATCH_SIZE["onnx"]), ("jit", DEFAULT_BATCH_SIZE["jit"]), ("onnx", 8)]
+    assert DEFAULT_BATCH_SIZE["onnx"] == 1
+
+
 def test_onnx_windows_key_file_and_long_batch_fallback(world, tmp_path):
     e, d = world["exps"]["transformer"], world["data"]
     keys = tmp_path / "keys"

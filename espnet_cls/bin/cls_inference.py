@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 
 from espnet_cls.cli import run_main, setup_logging, str2bool, str_or_none
 from espnet_cls.fileio import DataError
-from espnet_cls.inference_core import DTYPE_NAMES
+from espnet_cls.inference_core import DEFAULT_BATCH_SIZE, DTYPE_NAMES
 
 # torch is imported only by the PyTorch backends (the onnx job must not pay for it)
 logger = logging.getLogger("espnet_cls.bin.cls_inference")
@@ -49,9 +49,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--ngpu", type=int, default=0, help="0: CPU, 1: the first GPU")
     p.add_argument("--dtype", default="float32", choices=DTYPE_NAMES, help="model precision")
     p.add_argument("--num_workers", type=int, default=1, help="threads decoding audio ahead of the model (0: none)")
-    p.add_argument("--batch_size", type=int, default=4,
+    p.add_argument("--batch_size", type=int, default=None,
                    help="clips per forward pass (length-sorted batches; on CPU small batches are fastest: "
-                        "little padding, activations stay in cache; see docs/benchmarks.md)")
+                        "little padding, activations stay in cache; see docs/benchmarks.md); default: "
+                        + ", ".join(f"{v} for {k}" for k, v in DEFAULT_BATCH_SIZE.items()))
     p.add_argument("--backend", default="jit", choices=["jit", "eager", "onnx"],
                    help="jit: CPU inference through the traced, frozen model (same scores, less CPU); eager: "
                         "the PyTorch modules (always used on GPU, for non-float32 dtypes and untraceable models); "
@@ -111,7 +112,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     setup_logging(args.log_level)
     if args.model_file is None and args.classification_train_config is None:
         raise DataError("need --classification_train_config and --classification_model_file, or --model_file PACKED.zip")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise DataError(f"--batch_size must be >= 1, got {args.batch_size}")
     if not args.prepare_only:
         for opt in ("output_dir", "data_path_and_name_and_type"):
@@ -120,9 +121,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     onnx_model = onnx_model_for(args)
     if args.prepare_only:
         return 0
+    backend = "onnx" if onnx_model is not None else ("eager" if args.ngpu > 0 else args.backend)
     common = dict(
         key_file=args.key_file,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or DEFAULT_BATCH_SIZE[backend],
         batch_bins=args.batch_bins,
         threshold=args.threshold,
         threshold_file=args.threshold_file,
