@@ -441,6 +441,13 @@ def test_espnet_encoder_options():
         build_model(small_config("conformer", encoder_conf={**SMALL_ENCODERS["conformer"], "pos_enc_layer_type": "rel_pos"}))
     with pytest.raises(ValueError, match="concat_after"):
         build_model(small_config("transformer", encoder_conf={**SMALL_ENCODERS["transformer"], "concat_after": True}))
+    # ESPnet's key name selfattention_layer_type (its conformer configs) means selfattn_layer_type
+    from espnet_cls.models.encoders._layers import RelPositionSelfAttention
+
+    esp = {**SMALL_ENCODERS["conformer"], "pos_enc_layer_type": "rel_pos", "selfattention_layer_type": "rel_selfattn"}
+    assert isinstance(build_model(small_config("conformer", encoder_conf=esp)).encoder.layers[0].attn, RelPositionSelfAttention)
+    with pytest.raises(ValueError, match="not both"):
+        build_model(small_config("conformer", encoder_conf={**esp, "selfattn_layer_type": "legacy_rel_selfattn"}))
 
 
 def test_conformer_rel_pos_padding_invariance_and_shift():

@@ -101,7 +101,8 @@ class ConformerEncoder(AbsEncoder):
     """Args: output_size, attention_heads, linear_units, num_blocks, dropout_rate,
     positional_dropout_rate, attention_dropout_rate, input_layer (``conv2d`` | ``conv2d2`` | ``conv2d6``
     | ``conv2d8`` | ``linear``), macaron_style, use_cnn_module, cnn_module_kernel,
-    pos_enc_layer_type / selfattn_layer_type (``abs_pos``/``selfattn`` or ``rel_pos``/``rel_selfattn``). ESPnet's
+    pos_enc_layer_type / selfattn_layer_type (``abs_pos``/``selfattn`` or ``rel_pos``/``rel_selfattn``; ESPnet's
+    name ``selfattention_layer_type`` is accepted for it, so ESPnet's conformer configs train here). ESPnet's
     activation_type / normalize_before / concat_after / positionwise_layer_type are accepted at
     the values implemented (swish / true / false / linear); positionwise_conv_kernel_size
     is accepted and unused; the relative attention has the semantics of ESPnet's ``latest`` form
@@ -139,8 +140,14 @@ class ConformerEncoder(AbsEncoder):
         norm_final_without_cnn: bool = True,
         layer_norm_eps: float = 1e-5,
         max_pos_emb_len: int = 5000,
+        selfattention_layer_type: str | None = None,
     ) -> None:
         super().__init__()
+        if selfattention_layer_type is not None:  # ESPnet's name of selfattn_layer_type
+            if selfattn_layer_type not in ("selfattn", selfattention_layer_type):
+                raise ValueError("encoder_conf (conformer): give selfattention_layer_type (ESPnet's name) or "
+                                 f"selfattn_layer_type, not both ({selfattention_layer_type!r} / {selfattn_layer_type!r})")
+            selfattn_layer_type = selfattention_layer_type
         if rel_pos_type not in ("latest", "legacy"):
             raise ValueError(f"encoder_conf (conformer): rel_pos_type must be latest or legacy, got {rel_pos_type!r}")
         if rel_pos_type == "legacy" and (pos_enc_layer_type, selfattn_layer_type) == ("rel_pos", "rel_selfattn"):
