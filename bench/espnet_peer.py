@@ -7,6 +7,7 @@ on the same locally made data and ONE config file, same minutes, OMP_NUM_THREADS
                                 [--full]            # the issue's sizes: 1060/220/220 clips, 3 epochs
                                 [--data DIR]        # DIR/{train,valid,test}/{wav.scp,text} instead of made data
                                 [--workdir DIR] [--nj 2] [--inference_nj 2] [--repeat 2]
+                                [--encoder transformer|conformer]   # ESPnet's small transformer (default) or a conformer
 
 ESPnet runs through its own entry points (``espnet2.bin.tokenize_text``, ``cls_train``
 ``--collect_stats``, ``aggregate_stats_dirs``, ``cls_train``, ``cls_inference`` at batch size 1, the only
@@ -78,6 +79,17 @@ frontend_conf:
     n_mels: 64
 specaug: null
 normalize: utterance_mvn
+{encoder_block}
+decoder: linear
+decoder_conf:
+    pooling: mean
+model_conf:
+    classification_type: multi-class
+"""
+
+#: ``--encoder``: the encoder block of CONFIG (ESPnet's option names and meanings, read by both toolkits)
+ENCODERS = {
+    "transformer": """\
 encoder: transformer
 encoder_conf:
     output_size: 128
@@ -88,13 +100,34 @@ encoder_conf:
     positional_dropout_rate: 0.1
     attention_dropout_rate: 0.0
     input_layer: conv2d
+    normalize_before: true""",
+    # ESPnet's conformer with the current relative positions (rel_pos_type latest), macaron FFN, conv module
+    "conformer": """\
+encoder: conformer
+encoder_conf:
+    output_size: 128
+    attention_heads: 4
+    linear_units: 256
+    num_blocks: 2
+    dropout_rate: 0.1
+    positional_dropout_rate: 0.1
+    attention_dropout_rate: 0.0
+    input_layer: conv2d
     normalize_before: true
-decoder: linear
-decoder_conf:
-    pooling: mean
-model_conf:
-    classification_type: multi-class
-"""
+    rel_pos_type: latest
+    pos_enc_layer_type: rel_pos
+    selfattention_layer_type: rel_selfattn
+    activation_type: swish
+    macaron_style: true
+    use_cnn_module: true
+    cnn_module_kernel: 15""",
+}
+
+
+def peer_config(epochs: int = 1, encoder: str = "transformer") -> str:
+    """The one config file both toolkits train (YAML text)."""
+    return CONFIG.format(epochs=epochs, encoder_block=ENCODERS[encoder])
+
 
 CLASSES = ["flute", "organ", "buzz", "chirp", "pulse"]
 
@@ -418,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min_sec", type=float, default=2.0)
     ap.add_argument("--max_sec", type=float, default=4.0)
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--encoder", default="transformer", choices=sorted(ENCODERS),
+                    help="the config's encoder: ESPnet's small transformer (the issue's) or a conformer of the same size")
     ap.add_argument("--full", action="store_true", help="the issue's sizes: 1060/220/220 clips of 2-4 s, 3 epochs")
     ap.add_argument("--nj", type=int, default=2)
     ap.add_argument("--inference_nj", type=int, default=2)
@@ -467,9 +502,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"data: made in {time.perf_counter() - t0:.1f} s")
         n = {s: len((data / s / "wav.scp").read_text().splitlines()) for s in ("train", "valid", "test")}
         config = work / "config.yaml"
-        config.write_text(CONFIG.format(epochs=args.epochs))
+        config.write_text(peer_config(args.epochs, args.encoder))
         print(f"data: {data}: {n['train']}/{n['valid']}/{n['test']} clips; config {config} "
-              f"(transformer 2 x 128, conv2d, 64 mels, utterance MVN), {args.epochs} epoch(s)")
+              f"({args.encoder} 2 x 128, conv2d, 64 mels, utterance MVN), {args.epochs} epoch(s)")
         print(f"ESPnet: {espy}; ours: {args.python}; OMP_NUM_THREADS=1, nj={args.nj}, inference_nj={args.inference_nj}; "
               f"machine {os.cpu_count()} CPUs")
         print(f"ours: cls_train {args.ours_train_args or '(no extra arguments)'}; "

@@ -43,17 +43,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PEER = {  # the model of bench/espnet_peer.py: ESPnet's small transformer
-    "frontend": "default",
-    "frontend_conf": {"fs": "16k", "n_fft": 512, "hop_length": 160, "n_mels": 64},
-    "normalize": "utterance_mvn",
-    "encoder": "transformer",
-    "encoder_conf": {"output_size": 128, "attention_heads": 4, "linear_units": 256, "num_blocks": 2,
-                     "input_layer": "conv2d"},
-    "decoder": "linear",
-    "decoder_conf": {"pooling": "mean"},
-    "model_conf": {"classification_type": "multi-class"},
-}
+def _peer_model() -> dict:
+    """The model part of bench/espnet_peer.py's config (ESPnet's small transformer): one home for it."""
+    import yaml
+    from espnet_peer import peer_config
+
+    keys = ("frontend", "frontend_conf", "normalize", "encoder", "encoder_conf", "decoder", "decoder_conf", "model_conf")
+    config = {k: v for k, v in yaml.safe_load(peer_config()).items() if k in keys}
+    config["frontend_conf"] = {"fs": "16k", **config["frontend_conf"]}
+    return config
+
+
+PEER = _peer_model()
 
 
 def peak_gflops(repeat: int = 3) -> float:
