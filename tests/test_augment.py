@@ -80,6 +80,24 @@ def test_time_shift_permutes_valid_frames_only():
         assert a == b  # same frames, circularly shifted
 
 
+def test_mix_style_mixes_per_bin_statistics_between_clips():
+    x, lens = batch()
+    valid = (torch.arange(40).view(1, 40, 1) < lens.view(4, 1, 1)).float()
+    n = valid.sum(1, keepdim=True)
+    mu = (x * valid).sum(1, keepdim=True) / n  # [B, 1, D]
+    for _ in range(5):
+        y, l2 = Augment(mix_style=1.0)(x, lens)
+        assert torch.equal(l2, lens) and torch.isfinite(y).all()
+        for i, k in enumerate(lens.tolist()):
+            assert torch.equal(y[i, k:], x[i, k:])  # padding untouched
+        mu_y = (y * valid).sum(1, keepdim=True) / n
+        # every clip's per-bin mean is a convex mix of two clips' means: within the batch's range
+        assert (mu_y >= mu.amin(0, keepdim=True) - 1e-4).all() and (mu_y <= mu.amax(0, keepdim=True) + 1e-4).all()
+    assert not torch.equal(Augment(mix_style=1.0)(x, lens)[0], x)
+    y, _ = Augment(mix_style=0.0)(x, lens)
+    assert torch.equal(y, x)
+
+
 def test_bad_options():
     with pytest.raises(ValueError, match="gain_db"):
         Augment(gain_db=-1)
@@ -87,6 +105,8 @@ def test_bad_options():
         Augment(prob=2)
     with pytest.raises(ValueError, match="snr_db"):
         Augment(snr_db=[30, 5])
+    with pytest.raises(ValueError, match="mix_style"):
+        Augment(mix_style=1.5)
 
 
 def test_model_uses_it_in_training_only():

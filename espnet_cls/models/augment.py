@@ -11,7 +11,10 @@ augmentations are cheap:
   the clip's mean energy, its spectrum tilted at random (white to pink-ish);
 * frequency shift: the spectrum moved by up to ``freq_shift`` mel bins (edges repeated), a
   cheap vocal-tract-length / pitch perturbation (VTLP-like) for unseen speakers and instruments;
-* time shift: a circular shift of each clip inside its valid frames (``time_shift: true``).
+* time shift: a circular shift of each clip inside its valid frames (``time_shift: true``);
+* Freq-MixStyle (``mix_style``: probability per batch; Schmid et al., DCASE 2022): each mel bin's mean
+  and std over time mixed with those of another clip of the batch (``Beta(mix_style_alpha, ...)``), a
+  timbre and channel perturbation drawn from the data itself.
 
 Each is applied to a clip with probability ``prob``; then SpecAugment's time warp and masks
 (:class:`espnet_cls.models.specaug.SpecAug`, same option names; all off unless asked). Padded
@@ -42,6 +45,7 @@ class Augment(nn.Module):
         freq_shift: largest spectrum shift in mel bins (0: off).
         time_shift: circular time shift within the clip.
         prob: probability of each of the above per clip.
+        mix_style: probability that a batch gets Freq-MixStyle (0: off); mix_style_alpha: its Beta parameter.
         apply_time_warp, time_warp_window, time_warp_mode, apply_freq_mask, freq_mask_width_range,
         num_freq_mask, apply_time_mask, time_mask_width_range, time_mask_width_ratio_range,
         num_time_mask, replace_with_zero: SpecAugment's options (ESPnet names); masks are off by default.
@@ -66,8 +70,14 @@ class Augment(nn.Module):
         time_mask_width_ratio_range: Sequence[float] | None = None,
         num_time_mask: int = 2,
         replace_with_zero: bool = True,
+        mix_style: float = 0.0,
+        mix_style_alpha: float = 0.3,
     ) -> None:
         super().__init__()
+        if not 0.0 <= mix_style <= 1.0 or mix_style_alpha <= 0:
+            raise ValueError("specaug_conf: mix_style must be in [0, 1] and mix_style_alpha > 0")
+        self.mix_style = float(mix_style)
+        self.mix_style_alpha = float(mix_style_alpha)
         if gain_db < 0 or eq_db < 0 or freq_shift < 0:
             raise ValueError("specaug_conf: gain_db, eq_db and freq_shift must be >= 0")
         if not 0.0 <= prob <= 1.0:
@@ -85,6 +95,18 @@ class Augment(nn.Module):
                 num_freq_mask, apply_time_mask, time_mask_width_range, time_mask_width_ratio_range,
                 num_time_mask, replace_with_zero,
             )  # fmt: skip
+
+    def _mix_style(self, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Each clip's per-bin mean/std over its valid frames mixed with another clip's."""
+        b = y.size(0)
+        n = valid.sum(dim=1, keepdim=True).clamp(min=1)  # [B, 1, 1]
+        mu = (y * valid).sum(dim=1, keepdim=True) / n  # [B, 1, D]
+        sd = ((((y - mu) * valid) ** 2).sum(dim=1, keepdim=True) / n + 1e-6).sqrt()
+        lam = torch.distributions.Beta(self.mix_style_alpha, self.mix_style_alpha).sample((b, 1, 1)).to(y.device)
+        perm = torch.randperm(b, device=y.device)
+        mu2 = lam * mu + (1 - lam) * mu[perm]
+        sd2 = lam * sd + (1 - lam) * sd[perm]
+        return (y - mu) / sd * sd2 + mu2
 
     def _pick(self, b: int, device: torch.device) -> torch.Tensor:
         return (torch.rand(b, device=device) < self.prob).float()
@@ -132,6 +154,8 @@ class Augment(nn.Module):
             src = (torch.arange(t, device=dev).view(1, t) - shift.view(b, 1)) % lens.view(b, 1)  # [B, T]
             src = torch.where(valid.squeeze(-1), src, torch.arange(t, device=dev).view(1, t).expand(b, t))
             y = torch.gather(y, 1, src.unsqueeze(-1).expand(b, t, d))
+        if self.mix_style > 0 and b > 1 and float(torch.rand(())) < self.mix_style:
+            y = self._mix_style(y, valid)
         y = torch.where(valid, y, x)  # padding untouched
         if self.specaug is not None:
             y, lengths = self.specaug(y, lengths)
