@@ -62,6 +62,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "accum_grad": 1,
     "grad_clip": 5.0,
     "grad_clip_type": 2.0,
+    "ema_decay": None,  # [ours] e.g. 0.99: validate, save and infer with an exponential moving average of the weights
     "use_amp": False,
     "amp_dtype": "float16",  # float16 (with GradScaler) | bfloat16
     "init_param": [],
@@ -224,6 +225,7 @@ _SPECIAL_TYPES: dict[str, Callable[[str], Any]] = {
     "valid_batch_type": str_or_none,
     "utt2weight_file": str_or_none,
     "grad_clip_type": float,
+    "ema_decay": float_or_none,
     "dist_world_size": int_or_none,
     "dist_rank": int_or_none,
     "local_rank": int_or_none,

@@ -159,6 +159,30 @@ def test_loader_workers_persist_and_do_not_change_results(mc_corpus, monkeypatch
     assert [e["valid"] for e in _history(root / "nw1")] == [e["valid"] for e in _history(root / "nw0")]
 
 
+def test_ema_weights_are_validated_saved_and_resumed(mc_corpus):
+    """ema_decay: the epoch files (and so the inference models) hold the weight average, checkpoint.pth
+    both; a resumed run equals an uninterrupted one."""
+    root, c = mc_corpus
+    y = write_yaml(root)
+    args = ("--use_matplotlib", "false", "--batch_size", "16", "--ema_decay", "0.9")
+    cls_train(train_args(c, y, root / "ema", "--max_epoch", "3", *args))
+    ck = torch.load(root / "ema" / "checkpoint.pth", weights_only=True)
+    ep = torch.load(root / "ema" / "3epoch.pth", weights_only=True)
+    ema = {k[len("module."):]: v for k, v in ck["ema"].items() if k.startswith("module.")}
+    assert ema.keys() == ep.keys() == ck["model"].keys()
+    assert all(torch.equal(ep[k], ema[k]) for k in ep)
+    assert not all(torch.equal(ep[k], ck["model"][k]) for k in ep)  # the average, not the last step's weights
+    assert int(ck["ema"]["n_averaged"]) == _history(root / "ema")[-1]["counts"]["train"]  # one update per step
+    cls_train(train_args(c, y, root / "ema_r", "--max_epoch", "2", *args))
+    cls_train(train_args(c, y, root / "ema_r", "--max_epoch", "3", "--resume", "true", *args))
+    b = torch.load(root / "ema_r" / "3epoch.pth", weights_only=True)
+    assert all(torch.equal(ep[k], b[k]) for k in ep)
+    from espnet_cls.fileio import DataError
+
+    with pytest.raises(DataError, match="ema_decay must be in"):
+        cls_train(train_args(c, y, root / "ema_bad", "--max_epoch", "1", "--ema_decay", "1.5"))
+
+
 def test_multilabel_with_blank_learns(ml_corpus):
     root, c = ml_corpus
     texts = (c["train"] / "text").read_text()

@@ -387,6 +387,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, c["optim"], c.get("optim_conf") or {})
         self.scheduler = build_scheduler(self.optimizer, c.get("scheduler"), c.get("scheduler_conf") or {}, total_steps)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.ema = self._make_ema(c.get("ema_decay"))
         self.history: list[dict] = []
         self.start_epoch = 1
         self.global_step = 0
@@ -413,9 +414,34 @@ class Trainer:
             except ImportError:
                 logger.info("tensorboard is not installed: no TensorBoard logs")
 
+    def _make_ema(self, decay: Any) -> Optional[torch.optim.swa_utils.AveragedModel]:
+        """``ema_decay`` (e.g. 0.99; null: off): an exponential moving average of the weights (and the
+        BatchNorm statistics), updated after every optimizer step; validation, the epoch files and so the
+        inference models are the averaged weights; the raw ones train on (and resume from checkpoint.pth)."""
+        if decay is None:
+            return None
+        try:
+            d = float(decay)
+        except (TypeError, ValueError):
+            d = -1.0
+        if not 0.0 < d < 1.0:
+            raise DataError(f"ema_decay must be in (0, 1) or null, got {decay!r}", self.config.get("config"))
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(d), use_buffers=True)
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The model validated and saved: the weight average with ``ema_decay``, else the trained one."""
+        return self.ema.module if self.ema is not None else self.model
+
     def _load_checkpoint(self, path: Path) -> None:
         state = safe_load(path, map_location="cpu")
         self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            if not state.get("ema"):
+                raise DataError("ema_decay is set but the checkpoint to resume from has no weight average", path)
+            self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
@@ -433,6 +459,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "ema": self.ema.state_dict() if self.ema is not None else {},
             "history": copy.deepcopy(self.history),
             "epoch": epoch,
             "global_step": self.global_step,
@@ -508,6 +535,8 @@ class Trainer:
                 else:
                     sums["skipped"] += 1
                     logger.warning("non-finite gradient norm at step %d: update skipped", self.global_step + 1)
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.global_step += 1
                 self.scheduler.step_batch()
@@ -536,7 +565,7 @@ class Trainer:
         """Loss and metrics over the WHOLE validation set (scores gathered from every rank)."""
         from espnet_cls.metrics import compute_metrics
 
-        model = self.model
+        model = self.eval_model
         model.eval()
         batches = self.valid_batches.epoch(epoch)
         loader = self._loader(self.valid_ds, batches)
@@ -638,7 +667,7 @@ class Trainer:
                      "counts": counts}
             self.history.append(entry)
             if self.info.is_main:
-                atomic_torch_save(self.model.state_dict(), self.out / epoch_file(epoch))
+                atomic_torch_save(self.eval_model.state_dict(), self.out / epoch_file(epoch))
                 link_or_copy(epoch_file(epoch), self.out / "latest.pth")  # ESPnet's latest.pth -> {N}epoch.pth
                 update_best_links(self.out, self.history, self.criteria)
                 remove_stale_epochs(self.out, self.history, self.criteria, c.get("keep_nbest_models", 10), epoch)
