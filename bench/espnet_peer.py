@@ -87,33 +87,22 @@ model_conf:
     classification_type: multi-class
 """
 
-#: ``--encoder``: the encoder block of CONFIG (ESPnet's option names and meanings, read by both toolkits)
+#: ``--encoder``: the encoder block of CONFIG (ESPnet's option names and meanings, read by both toolkits):
+#: the same size for both (2 blocks x 128, 4 heads, 256 units, conv2d input layer) plus each one's own keys
+_ENCODER_SIZE = """\
+    output_size: 128
+    attention_heads: 4
+    linear_units: 256
+    num_blocks: 2
+    dropout_rate: 0.1
+    positional_dropout_rate: 0.1
+    attention_dropout_rate: 0.0
+    input_layer: conv2d
+    normalize_before: true"""
 ENCODERS = {
-    "transformer": """\
-encoder: transformer
-encoder_conf:
-    output_size: 128
-    attention_heads: 4
-    linear_units: 256
-    num_blocks: 2
-    dropout_rate: 0.1
-    positional_dropout_rate: 0.1
-    attention_dropout_rate: 0.0
-    input_layer: conv2d
-    normalize_before: true""",
+    "transformer": "encoder: transformer\nencoder_conf:\n" + _ENCODER_SIZE,
     # ESPnet's conformer with the current relative positions (rel_pos_type latest), macaron FFN, conv module
-    "conformer": """\
-encoder: conformer
-encoder_conf:
-    output_size: 128
-    attention_heads: 4
-    linear_units: 256
-    num_blocks: 2
-    dropout_rate: 0.1
-    positional_dropout_rate: 0.1
-    attention_dropout_rate: 0.0
-    input_layer: conv2d
-    normalize_before: true
+    "conformer": "encoder: conformer\nencoder_conf:\n" + _ENCODER_SIZE + """
     rel_pos_type: latest
     pos_enc_layer_type: rel_pos
     selfattention_layer_type: rel_selfattn
