@@ -60,24 +60,24 @@ def power_spectrum(speech: np.ndarray, lengths: np.ndarray, params: Mapping[str,
     pad = int(params.get("pad_samples", 0))
     b, t = x.shape
     t += pad
-    buf = np.zeros((b, t), dtype=np.float32)
+    half = n_fft // 2 if params.get("center", True) else 0
+    reflect = half > 0 and params.get("pad_mode", "zero") == "reflect"
+    lead = 0 if reflect else half  # zero centring: the clips go straight into the centred buffer
+    buf = np.zeros((b, lead + t + lead), dtype=np.float32)
     for i in range(b):  # copy each clip's valid samples: the rest stays 0
         n = min(int(lengths[i]), x.shape[1])
-        buf[i, :n] = x[i, :n]
+        buf[i, lead : lead + n] = x[i, :n]
     if params.get("pcm16_input", True):
-        np.multiply(buf, np.float32(PCM_SCALE), out=buf)
-        np.round(buf, out=buf)  # half to even, as torch.round
-        np.clip(buf, PCM_MIN, PCM_MAX, out=buf)
-        np.divide(buf, np.float32(PCM_SCALE), out=buf)
-    half = n_fft // 2 if params.get("center", True) else 0
-    if half > 0:
-        if params.get("pad_mode", "zero") == "reflect":
-            pos = np.abs(np.arange(-half, t + half))[None, :]
-            last = (lengths - 1)[:, None]
-            idx = np.clip(np.where(pos > last, 2 * last - pos, pos), 0, max(t - 1, 0))
-            buf = np.take_along_axis(buf, idx, axis=1)
-        else:
-            buf = np.pad(buf, ((0, 0), (half, half)))
+        body = buf[:, lead : lead + t]  # a view: the zero borders stay zero
+        np.multiply(body, np.float32(PCM_SCALE), out=body)
+        np.round(body, out=body)  # half to even, as torch.round
+        np.clip(body, PCM_MIN, PCM_MAX, out=body)
+        np.divide(body, np.float32(PCM_SCALE), out=body)
+    if reflect:
+        pos = np.abs(np.arange(-half, t + half))[None, :]
+        last = (lengths - 1)[:, None]
+        idx = np.clip(np.where(pos > last, 2 * last - pos, pos), 0, max(t - 1, 0))
+        buf = np.take_along_axis(buf, idx, axis=1)
     if buf.shape[1] < n_fft:
         raise ValueError(f"{buf.shape[1]} samples after padding, fewer than n_fft={n_fft}")
     frames = np.lib.stride_tricks.sliding_window_view(buf, n_fft, axis=1)[:, ::hop]  # [B, T', n_fft], a view
