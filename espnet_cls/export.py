@@ -89,7 +89,7 @@ class ExportWrapper(nn.Module):
         self.model = model.eval()
         self.pad_samples = int(pad_samples)
         self.spectrum_input = bool(spectrum_input)
-        if self.spectrum_input and not hasattr(getattr(model, "frontend", None), "log_mel"):
+        if self.spectrum_input and not has_spectrum_input(model):
             raise ValueError("spectrum_input needs the default frontend")
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,12 +122,17 @@ class ExportWrapper(nn.Module):
         return m.frontend(speech, speech_lengths)
 
 
+def has_spectrum_input(model: nn.Module) -> bool:
+    """Whether ``model`` exports with ``spectrum_input`` (it has the default frontend's two halves)."""
+    return hasattr(getattr(model, "frontend", None), "log_mel")
+
+
 def spectrum_input_params(model: nn.Module, pad_samples: int) -> Optional[dict[str, Any]]:
     """What :func:`espnet_cls.spectrum.power_spectrum` needs to feed a spectrum-input graph of ``model``
     (JSON-able; the window as float32 values), or None when the model has no default frontend."""
-    fe = getattr(model, "frontend", None)
-    if fe is None or not hasattr(fe, "log_mel"):
+    if not has_spectrum_input(model):
         return None
+    fe = model.frontend
     return {
         "n_fft": int(fe.n_fft), "hop_length": int(fe.hop_length), "center": bool(fe.center), "pad_mode": fe.pad_mode,
         "pcm16_input": bool(getattr(model, "pcm16_input", False)), "pad_samples": int(pad_samples),
@@ -184,15 +189,13 @@ def export_onnx(model: nn.Module, output: PathLike, sample_rate: int, opset: Opt
         raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     output = Path(output)
     pad = default_pad_samples(model, sample_rate)
+    wrapper = ExportWrapper(model, pad, spectrum_input=spectrum_input).eval()  # ValueError without the frontend
     spectrum = spectrum_input_params(model, pad) if spectrum_input else None
-    if spectrum_input and spectrum is None:
-        raise ValueError("spectrum_input needs the default frontend")
-    wrapper = ExportWrapper(model, pad, spectrum_input=spectrum_input).eval()
     example = _example(sample_rate)
     names = ["speech", "speech_lengths"]
     if spectrum_input:
         with torch.no_grad():
-            speech = ExportWrapper(model, pad).padded_speech(*example)
+            speech = wrapper.padded_speech(*example)
             example = (model.frontend.power_spectrum(speech, example[1]).contiguous(), example[1])
         names = ["power", "speech_lengths"]
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -160,7 +160,7 @@ def ensure_onnx(
     else:
         import torch
 
-        from espnet_cls.export import export_onnx_checked, spectrum_input_params
+        from espnet_cls.export import export_onnx_checked, has_spectrum_input
 
         for noisy in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript", "onnx_ir"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -170,9 +170,8 @@ def ensure_onnx(
             # the TorchScript-based exporter first (~1 s), torch.export's (tens of seconds) if it fails,
             # each checked against PyTorch
             # the STFT outside the graph when the model has the default frontend (espnet_cls.spectrum)
-            spectrum = spectrum_input_params(model, 0) is not None
             _path, exporter, diff, tried = export_onnx_checked(model, onnx_path, _fs_of(config), atol=ATOL,
-                                                               spectrum_input=spectrum)
+                                                               spectrum_input=has_spectrum_input(model))
         except Exception as e:  # noqa: BLE001 - every exporter failed: stamped below
             failures.append(str(e) if isinstance(e, RuntimeError) else _one_line(e))
         else:
