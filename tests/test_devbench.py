@@ -8,11 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from espnet_cls.data import devbench
+from espnet_cls.data import devbench, instruments
 from espnet_cls.data.common import CHANNELS, degrade, item_rng
-from espnet_cls.data.instruments import FAMILIES, PROGRAM_SPLIT, split_programs
+from espnet_cls.data.instruments import FAMILIES, PROGRAM_SPLIT, soundfont_available, split_programs
 from espnet_cls.data.lid import LANGUAGES, LidJob, voice_of
-from espnet_cls.fileio import read_kv
+from espnet_cls.fileio import DataError, read_kv
+
+#: Debian's SoundFonts (.ci/run installs them); the bank corpora are skipped without them
+BANKS_HERE = all(soundfont_available(b) for b in devbench.BANK_SPLIT.values())
+needs_banks = pytest.mark.skipif(
+    not BANKS_HERE, reason="Debian SoundFonts fluid-soundfont-gm / musescore-general-soundfont-small not installed"
+)
 
 
 def digest(datadir: Path) -> dict[str, str]:
@@ -24,7 +30,10 @@ def digest(datadir: Path) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("corpus", ["instruments_dev", "instruments_mix_dev", "lid_dev"])
+@pytest.mark.parametrize(
+    "corpus",
+    ["instruments_dev", "instruments_mix_dev", "lid_dev", pytest.param("instruments_bank_dev", marks=needs_banks)],
+)
 def test_dev_corpus_is_deterministic_per_seed(corpus, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert devbench.main([str(a), "--corpus", corpus, "--small", "true", "--seed", "5", "--nj", "2"]) == 0
@@ -72,3 +81,40 @@ def test_degrade_channels():
     ratio = [np.abs(np.fft.rfft(o))[5000] / np.abs(np.fft.rfft(x))[5000] for o in outs]
     assert min(ratio) < 0.1 and max(ratio) > 0.5
     assert len(CHANNELS) == 6
+
+
+@needs_banks
+def test_bank_corpora_play_each_split_with_its_own_soundfont(tmp_path, monkeypatch):
+    """Train, valid and test of the *_bank_dev corpora are rendered by three different SoundFonts."""
+    assert len(set(devbench.BANK_SPLIT.values())) == 3
+    used: dict[str, set[str]] = {}
+    real = instruments.make_clip
+
+    def spy(job):
+        used.setdefault(job.uttid.split("-")[1], set()).add(job.soundfont)
+        return real(job)
+
+    monkeypatch.setattr(instruments, "make_clip", spy)
+    for corpus in ("instruments_bank_dev", "instruments_mix_bank_dev"):
+        used.clear()
+        splits = devbench.make_dev_corpus(corpus, tmp_path / corpus, seed=0, nj=1, small=True)
+        assert {s: len(u) > 0 for s, u in splits.items()} == {"train": True, "valid": True, "test": True}
+        assert used == {s: {b} for s, b in devbench.BANK_SPLIT.items()}
+    # the same clip (seed, program, phrase) played by two banks is different audio
+    fam = instruments.FAMILY_BY_NAME["strings"]
+    a = instruments.Renderer(16000, "timgm6mb").render(fam, item_rng(0, "x"), 1.0, program=40)
+    b = instruments.Renderer(16000, "fluidr3").render(fam, item_rng(0, "x"), 1.0, program=40)
+    assert a.shape == b.shape and np.abs(a).max() > 1e-3 and np.abs(b).max() > 1e-3
+    assert np.abs(a - b).max() > 1e-2
+
+
+def test_missing_or_unknown_soundfont_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(
+        instruments.SOUNDFONTS, "fluidr3", (("/nonexistent/FluidR3_GM.sf2",), "apt-get install fluid-soundfont-gm")
+    )
+    with pytest.raises(DataError, match="fluid-soundfont-gm"):
+        instruments.make_instruments(Path("/nonexistent"), "small", 0, 1, soundfonts={"test": "fluidr3"})
+    with pytest.raises(DataError, match="unknown SoundFont 'nope'"):
+        instruments.soundfont_path("nope")
+    with pytest.raises(DataError, match="unknown split"):
+        instruments.make_instruments(Path("/nonexistent"), "small", 0, 1, soundfonts={"dev": "timgm6mb"})

@@ -13,6 +13,12 @@ in training; every clip goes through a random recording channel with 10-30 dB no
 ``instruments_mix_dev`` (multi-label): two to four families per clip (30/40/30 %; ~5 %
 noise-only ``<blank>`` clips), later parts 0 to -12 dB, programs split and channels as above.
 
+``instruments_bank_dev`` / ``instruments_mix_bank_dev``: the same two tasks (all eight programs of each
+family in every set) with the **SoundFont split between the sets**: train is played by ``pretty_midi``'s
+TimGM6mb, valid by MuseScore General, test by FluidR3 (Debian's ``musescore-general-soundfont-small`` and
+``fluid-soundfont-gm``; :data:`espnet_cls.data.instruments.SOUNDFONTS`), so valid and test are other
+sampled recordings of the instruments heard in training; random channels and noise as above.
+
 ``lid_dev`` (multi-class, 10 languages): eSpeak NG voices disjoint between the sets (test
 voices are unseen speakers, :data:`espnet_cls.data.lid.VARIANTS`), sentences disjoint, random
 channel and 10-30 dB noise.
@@ -38,6 +44,9 @@ from espnet_cls.data.common import SPLITS, Utt, reset_dir, write_splits
 
 logger = logging.getLogger("espnet_cls.data")
 
+#: the ``*_bank_dev`` corpora: which SoundFont plays each set (disjoint: valid and test are other banks)
+BANK_SPLIT = {"train": "timgm6mb", "valid": "musescore", "test": "fluidr3"}
+
 #: name -> classification type, generator and its fixed arguments (counts: train/valid/test,
 #: per class, or clips for instruments_mix_dev; 16 kHz; sized so that the default CNN trains
 #: on one of them in a few minutes on two shared CPU cores)
@@ -51,8 +60,31 @@ DEV_CORPORA: dict[str, dict] = {
         "type": "multi-label",
         "make": "instruments_mix",
         "kwargs": {
-            "counts": (500, 150, 200), "duration": 1.0, "program_split": True, "degrade": True,
-            "parts": (2, 3, 4), "parts_p": (0.3, 0.4, 0.3), "level_db": (-12.0, 0.0),
+            "counts": (500, 150, 200),
+            "duration": 1.0,
+            "program_split": True,
+            "degrade": True,
+            "parts": (2, 3, 4),
+            "parts_p": (0.3, 0.4, 0.3),
+            "level_db": (-12.0, 0.0),
+        },  # fmt: skip
+    },
+    "instruments_bank_dev": {
+        "type": "multi-class",
+        "make": "instruments",
+        "kwargs": {"counts": (50, 20, 30), "duration": 1.0, "degrade": True, "soundfonts": BANK_SPLIT},
+    },
+    "instruments_mix_bank_dev": {
+        "type": "multi-label",
+        "make": "instruments_mix",
+        "kwargs": {
+            "counts": (500, 150, 200),
+            "duration": 1.0,
+            "degrade": True,
+            "soundfonts": BANK_SPLIT,
+            "parts": (2, 3, 4),
+            "parts_p": (0.3, 0.4, 0.3),
+            "level_db": (-12.0, 0.0),
         },  # fmt: skip
     },
     "lid_dev": {

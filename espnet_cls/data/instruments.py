@@ -1,7 +1,8 @@
 """The ``instruments`` and ``instruments_mix`` demo corpora, rendered offline.
 
 Sound comes from the General MIDI SoundFont that ``pretty_midi`` ships
-(``pretty_midi/TimGM6mb.sf2``), played by ``tinysoundfont``; nothing is downloaded.
+(``pretty_midi/TimGM6mb.sf2``), played by ``tinysoundfont``; nothing is downloaded. A split can
+be played by another General MIDI bank installed on the machine (``soundfonts``, :data:`SOUNDFONTS`).
 
 ``instruments`` (multi-class): one General MIDI instrument family per clip. A clip
 plays one program of its family, the programs taking turns so that each is equally
@@ -28,7 +29,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -85,6 +86,7 @@ def split_programs(fam: Family, split: str) -> tuple[int, ...]:
     """The programs of ``fam`` that ``split`` plays under ``program_split`` (see :data:`PROGRAM_SPLIT`)."""
     return tuple(fam.programs[i] for i in PROGRAM_SPLIT[split])
 
+
 DRUM = {
     "kick": (35, 36),
     "snare": (38, 40, 37, 39),
@@ -99,16 +101,46 @@ SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10), (0, 2, 4, 7, 9), (0, 3
 CHORDS = ((0, 4, 7), (0, 3, 7), (0, 4, 7, 11), (0, 3, 7, 10), (0, 5, 7), (0, 4, 7, 10), (0, 7, 12))
 
 
-def soundfont_path() -> str:
-    """Path of the General MIDI SoundFont shipped with ``pretty_midi``."""
+#: SoundFonts a corpus can be rendered with: name -> (files to look for, first found wins; what provides them).
+#: ``timgm6mb`` ships with ``pretty_midi`` (always there); the others are Debian's General MIDI banks, other
+#: samples of the same 128 programs and drum kits (``instruments_bank_dev`` trains on one, tests on others).
+SOUNDFONTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "timgm6mb": ((), "pip install pretty_midi"),
+    "fluidr3": (("/usr/share/sounds/sf2/FluidR3_GM.sf2",), "apt-get install fluid-soundfont-gm"),
+    "musescore": (
+        ("/usr/share/sounds/sf3/MuseScore_General.sf3", "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"),
+        "apt-get install musescore-general-soundfont-small",
+    ),
+}
+
+
+def soundfont_path(name: str = "timgm6mb") -> str:
+    """Path of SoundFont ``name`` (:data:`SOUNDFONTS`; default: the GM SoundFont shipped with ``pretty_midi``).
+
+    DataError, naming what installs it, when it is not on this machine.
+    """
+    if name not in SOUNDFONTS:
+        raise DataError(f"unknown SoundFont {name!r}; choose from {', '.join(SOUNDFONTS)}")
+    files, provider = SOUNDFONTS[name]
+    if name == "timgm6mb":
+        try:
+            import pretty_midi
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise DataError("pretty_midi is not installed (pip install 'espnet_cls[demo]')") from e
+        files = (str(Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"),)
+    for f in files:
+        if Path(f).exists():
+            return f
+    raise DataError(f"SoundFont {name!r} not found ({provider})", files[0])
+
+
+def soundfont_available(name: str) -> bool:
+    """Whether :func:`soundfont_path` finds ``name`` on this machine."""
     try:
-        import pretty_midi
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise DataError("pretty_midi is not installed (pip install 'espnet_cls[demo]')") from e
-    path = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
-    if not path.exists():
-        raise DataError("SoundFont not found", path)
-    return str(path)
+        soundfont_path(name)
+    except DataError:
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------------- phrases
@@ -221,16 +253,17 @@ def drum_phrase(rng: np.random.Generator, duration: float) -> list[Event]:
 
 # ----------------------------------------------------------------------------- rendering
 class Renderer:
-    """A tinysoundfont synthesizer with the GM SoundFont loaded, at sample rate ``fs``."""
+    """A tinysoundfont synthesizer with SoundFont ``soundfont`` (:data:`SOUNDFONTS`) loaded, at sample rate ``fs``."""
 
-    def __init__(self, fs: int = 16000) -> None:
+    def __init__(self, fs: int = 16000, soundfont: str = "timgm6mb") -> None:
         try:
             import tinysoundfont
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise DataError("tinysoundfont is not installed (pip install --no-deps tinysoundfont)") from e
         self.fs = fs
+        self.soundfont = soundfont
         self.synth = tinysoundfont.Synth(samplerate=fs)
-        self.sfid = self.synth.sfload(soundfont_path())
+        self.sfid = self.synth.sfload(soundfont_path(soundfont))
 
     def render(self, fam: Family, rng: np.random.Generator, duration: float, program: Optional[int] = None,
                n_programs: Optional[int] = None) -> np.ndarray:  # fmt: skip
@@ -300,16 +333,16 @@ class Job:
     split: Optional[str] = None  # set: play only the programs of this split (PROGRAM_SPLIT)
     degrade: bool = False  # random recording channel and stronger noise (common.degrade)
     level_db: tuple[float, float] = (-8.0, 0.0)  # relative level of the second and later parts
+    soundfont: str = "timgm6mb"  # the bank that plays it (SOUNDFONTS)
 
 
-_RENDERER: Optional[Renderer] = None
+_RENDERERS: dict[tuple[int, str], Renderer] = {}  # per worker process: one synth per (fs, SoundFont)
 
 
-def _renderer(fs: int) -> Renderer:
-    global _RENDERER
-    if _RENDERER is None or _RENDERER.fs != fs:
-        _RENDERER = Renderer(fs)
-    return _RENDERER
+def _renderer(fs: int, soundfont: str = "timgm6mb") -> Renderer:
+    if (fs, soundfont) not in _RENDERERS:
+        _RENDERERS[(fs, soundfont)] = Renderer(fs, soundfont)
+    return _RENDERERS[(fs, soundfont)]
 
 
 def make_clip(job: Job) -> Utt:
@@ -328,7 +361,7 @@ def make_clip(job: Job) -> Utt:
             else:
                 usable = fam.programs[: n_programs(fam, job.programs)]
                 prog = None if job.program is None else usable[job.program % len(usable)]
-            part = _renderer(job.fs).render(fam, part_rng, job.duration, prog, len(usable))
+            part = _renderer(job.fs, job.soundfont).render(fam, part_rng, job.duration, prog, len(usable))
             gain_db = 0.0 if j == 0 else rng.uniform(*job.level_db)
             mix += peak_normalize(part, gain_db)
         audio = peak_normalize(mix, rng.uniform(-9.0, -3.0))
@@ -346,6 +379,18 @@ def make_clip(job: Job) -> Utt:
 
 
 # ----------------------------------------------------------------------------- corpora
+def _split_soundfonts(soundfonts: Optional[Mapping[str, str]]) -> dict[str, str]:
+    """split -> SoundFont name (``timgm6mb`` where not given); each one checked to be on this machine."""
+    given = dict(soundfonts or {})
+    unknown = set(given) - {"train", "valid", "test"}
+    if unknown:
+        raise DataError(f"soundfonts: unknown split(s) {', '.join(sorted(unknown))} (train, valid, test)")
+    banks = {split: given.get(split, "timgm6mb") for split in ("train", "valid", "test")}
+    for name in set(banks.values()):
+        soundfont_path(name)  # a clear error before any worker starts
+    return banks
+
+
 SIZES = {
     # per class for instruments; per clip for instruments_mix
     "instruments": {"small": ((4, 2, 2), 1.0), "default": ((150, 20, 30), 2.0)},
@@ -357,6 +402,7 @@ def make_instruments(
     audio_dir: Path, size: str, seed: int, nj: int, fs: int = 16000,
     counts: Optional[Sequence[int]] = None, duration: Optional[float] = None, programs: str = "core",
     program_split: bool = False, degrade: bool = False, name: str = "instruments",
+    soundfonts: Optional[Mapping[str, str]] = None,
 ) -> dict[str, list[Utt]]:  # fmt: skip
     """Render the multi-class ``instruments`` corpus; returns the utterances of each split.
 
@@ -364,9 +410,11 @@ def make_instruments(
     override the values of ``size``; ``programs`` is ``"core"`` or ``"all"``.
     ``program_split``: each split plays its own programs of every family (all eight used,
     :data:`PROGRAM_SPLIT`), so valid/test instruments are unseen; ``degrade``: random recording
-    channel and 10-30 dB noise per clip; ``name``: prefix of the utterance ids and seed key.
+    channel and 10-30 dB noise per clip; ``name``: prefix of the utterance ids and seed key;
+    ``soundfonts``: split -> the SoundFont that plays it (:data:`SOUNDFONTS`; default ``timgm6mb`` for all).
     """
     n_programs(FAMILIES[0], programs)  # checks the value
+    banks = _split_soundfonts(soundfonts)
     counts = counts or SIZES["instruments"][size][0]
     duration = duration or SIZES["instruments"][size][1]
     out: dict[str, list[Utt]] = {}
@@ -377,8 +425,22 @@ def make_instruments(
                 uttid = f"{name}-{split}-{fam.name}-{i:04d}"
                 path = os.path.abspath(audio_dir / split / f"{uttid}.wav")
                 key = (name, split, fam.name, i)
-                jobs.append(Job(uttid, path, (fam.name,), key, seed, duration, fs, program=i, programs=programs,
-                                split=split if program_split else None, degrade=degrade))
+                jobs.append(
+                    Job(
+                        uttid,
+                        path,
+                        (fam.name,),
+                        key,
+                        seed,
+                        duration,
+                        fs,
+                        program=i,
+                        programs=programs,
+                        split=split if program_split else None,
+                        degrade=degrade,
+                        soundfont=banks[split],
+                    )
+                )
         out[split] = run_jobs(jobs, nj, make_clip)
     return out
 
@@ -388,16 +450,18 @@ def make_instruments_mix(
     counts: Optional[Sequence[int]] = None, duration: Optional[float] = None, programs: str = "core",
     program_split: bool = False, degrade: bool = False, name: str = "instruments_mix",
     parts: Sequence[int] = (1, 2, 3), parts_p: Sequence[float] = (0.35, 0.4, 0.25),
-    level_db: tuple[float, float] = (-8.0, 0.0),
+    level_db: tuple[float, float] = (-8.0, 0.0), soundfonts: Optional[Mapping[str, str]] = None,
 ) -> dict[str, list[Utt]]:  # fmt: skip
     """Render the multi-label ``instruments_mix`` corpus; returns the utterances of each split.
 
     ``counts`` (clips for train, valid, test) and ``duration`` override ``size``;
     ``programs`` is ``"core"`` or ``"all"``. ``program_split``, ``degrade`` and ``name`` as in
     :func:`make_instruments`; ``parts``/``parts_p``: how many families a clip mixes and with
-    which probabilities; ``level_db``: relative level range of the second and later parts.
+    which probabilities; ``level_db``: relative level range of the second and later parts;
+    ``soundfonts`` as in :func:`make_instruments`.
     """
     n_programs(FAMILIES[0], programs)  # checks the value
+    banks = _split_soundfonts(soundfonts)
     counts = counts or SIZES["instruments_mix"][size][0]
     duration = duration or SIZES["instruments_mix"][size][1]
     names = [f.name for f in FAMILIES]
@@ -413,7 +477,21 @@ def make_instruments_mix(
                 fams = tuple(names[j] for j in rng.choice(len(names), size=k, replace=False))
             uttid = f"{name}-{split}-{i:05d}"
             path = os.path.abspath(audio_dir / split / f"{uttid}.wav")
-            jobs.append(Job(uttid, path, fams, (name, split, i), seed, duration, fs, programs=programs,
-                            split=split if program_split else None, degrade=degrade, level_db=tuple(level_db)))
+            jobs.append(
+                Job(
+                    uttid,
+                    path,
+                    fams,
+                    (name, split, i),
+                    seed,
+                    duration,
+                    fs,
+                    programs=programs,
+                    split=split if program_split else None,
+                    degrade=degrade,
+                    level_db=tuple(level_db),
+                    soundfont=banks[split],
+                )
+            )
         out[split] = run_jobs(jobs, nj, make_clip)
     return out
