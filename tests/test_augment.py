@@ -148,3 +148,28 @@ def test_cnn_input_norm_removes_channel_and_ignores_padding(mode):
     assert torch.allclose(h1, h2[:, :6], atol=1e-5)
     with pytest.raises(ValueError, match="input_norm"):
         CNNEncoder(16, channels=[4, 8], input_norm="pcen")
+
+
+def test_reverb_adds_a_causal_decaying_tail_in_the_power_domain():
+    t, d = 30, 3
+    x = torch.full((2, t, d), -200.0)  # exp() underflows: silence
+    x[:, 5] = 0.0  # one loud frame
+    lens = torch.tensor([t, 20])
+    x[1, 20:] = 0.0  # padding
+    aug = Augment(reverb_frames=[3, 3], reverb_wet_db=[0, 0], prob=1.0)
+    y, l2 = aug(x, lens)
+    assert torch.equal(l2, lens) and torch.isfinite(y).all()
+    assert torch.equal(y[:, :6], x[:, :6])  # nothing before the onset moves, the onset itself neither
+    p = y[0, :, 0].exp()
+    tail = p[6:20]
+    assert (tail > 0).all() and (tail[1:] < tail[:-1]).all()  # a decaying tail after the onset
+    assert tail[1] / tail[0] == pytest.approx(math.exp(-1 / 3), rel=1e-3)  # time constant 3 frames
+    assert float(tail.sum()) == pytest.approx(1.0, rel=0.02)  # 0 dB wet: the tail carries the onset's energy
+    assert torch.equal(y[1, 20:], x[1, 20:])  # padding untouched
+    quiet, _ = Augment(reverb_frames=[3, 3], reverb_wet_db=[-10, -10], prob=1.0)(x, lens)
+    assert float(quiet[0, 6:20, 0].exp().sum()) == pytest.approx(0.1, rel=0.02)
+    assert torch.equal(quiet[:, :6], x[:, :6])
+    same, _ = Augment(reverb_frames=[3, 3], prob=0.0)(x, lens)
+    assert torch.equal(same, x)
+    with pytest.raises(ValueError, match="reverb_frames"):
+        Augment(reverb_frames=[0, 3])

@@ -12,6 +12,10 @@ augmentations are cheap:
 * frequency shift: the spectrum moved by up to ``freq_shift`` mel bins (edges repeated), a
   cheap vocal-tract-length / pitch perturbation (VTLP-like) for unseen speakers and instruments;
 * time shift: a circular shift of each clip inside its valid frames (``time_shift: true``);
+* reverberation (``reverb_frames: [lo, hi]``): an exponentially decaying tail added in the power domain,
+  ``P'(t) = P(t) + g * sum_k h(k) P(t - k)`` with ``h(k) ~ exp(-k / tau)`` (``tau`` uniform in the range, in
+  frames; ``h`` sums to 1) and ``g`` at ``reverb_wet_db`` (uniform) below the direct sound: a room, or another
+  sample bank's release times, smeared over the frames that follow;
 * Freq-MixStyle (``mix_style``: probability per batch; Schmid et al., DCASE 2022): each mel bin's mean
   and std over time mixed with those of another clip of the batch (``Beta(mix_style_alpha, ...)``), a
   timbre and channel perturbation drawn from the data itself.
@@ -27,6 +31,7 @@ import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from espnet_cls.models.specaug import SpecAug, _range
@@ -46,6 +51,8 @@ class Augment(nn.Module):
         time_shift: circular time shift within the clip.
         prob: probability of each of the above per clip.
         mix_style: probability that a batch gets Freq-MixStyle (0: off); mix_style_alpha: its Beta parameter.
+        reverb_frames: [low, high] decay time constant of the reverberant tail in frames (null: off);
+            reverb_wet_db: [low, high] level of the tail relative to the direct sound in dB.
         apply_time_warp, time_warp_window, time_warp_mode, apply_freq_mask, freq_mask_width_range,
         num_freq_mask, apply_time_mask, time_mask_width_range, time_mask_width_ratio_range,
         num_time_mask, replace_with_zero: SpecAugment's options (ESPnet names); masks are off by default.
@@ -72,8 +79,14 @@ class Augment(nn.Module):
         replace_with_zero: bool = True,
         mix_style: float = 0.0,
         mix_style_alpha: float = 0.3,
+        reverb_frames: Sequence[float] | None = None,
+        reverb_wet_db: Sequence[float] = (-12.0, 0.0),
     ) -> None:
         super().__init__()
+        self.reverb_frames = _range(reverb_frames, "reverb_frames")
+        self.reverb_wet_db = _range(reverb_wet_db, "reverb_wet_db")
+        if self.reverb_frames is not None and self.reverb_frames[0] <= 0:
+            raise ValueError("specaug_conf: reverb_frames must be > 0 (decay time constant in frames)")
         if not 0.0 <= mix_style <= 1.0 or mix_style_alpha <= 0:
             raise ValueError("specaug_conf: mix_style must be in [0, 1] and mix_style_alpha > 0")
         self.mix_style = float(mix_style)
@@ -108,6 +121,25 @@ class Augment(nn.Module):
         sd2 = lam * sd + (1 - lam) * sd[perm]
         return (y - mu) / sd * sd2 + mu2
 
+    def _reverb(self, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """y [B, T, D] log power -> with a decaying tail added in the power domain (valid frames only)."""
+        b, t, d = y.shape
+        dev = y.device
+        lo, hi = self.reverb_frames
+        n_taps = max(1, min(t, int(math.ceil(5 * hi))))
+        tau = lo + (hi - lo) * torch.rand(b, 1, device=dev)
+        h = torch.exp(-torch.arange(1, n_taps + 1, device=dev).view(1, -1) / tau)  # [B, K], lags 1..K
+        h = h / h.sum(dim=1, keepdim=True)
+        wlo, whi = self.reverb_wet_db
+        g = torch.exp((wlo + (whi - wlo) * torch.rand(b, 1, 1, device=dev)) * DB) * self._pick(b, dev).view(b, 1, 1)
+        top = torch.where(valid, y, torch.full_like(y, -1e4)).amax(dim=(1, 2), keepdim=True).detach()
+        power = torch.exp(y - top) * valid  # [B, T, D], padding 0
+        seq = F.pad(power.transpose(1, 2).reshape(1, b * d, t), (n_taps, 0))  # causal: lags only
+        kernel = torch.cat([h.flip(1), torch.zeros(b, 1, device=dev)], dim=1)  # conv1d correlates: lag K..1, then 0
+        kernel = kernel.repeat_interleave(d, dim=0).unsqueeze(1)  # [B*D, 1, K+1]
+        tail = F.conv1d(seq, kernel.to(power.dtype), groups=b * d)[:, :, :t].reshape(b, d, t).transpose(1, 2)
+        return torch.logaddexp(y, torch.log(g * tail.clamp(min=0)) + top)  # log(0) = -inf: y unchanged
+
     def _pick(self, b: int, device: torch.device) -> torch.Tensor:
         return (torch.rand(b, device=device) < self.prob).float()
 
@@ -117,6 +149,8 @@ class Augment(nn.Module):
         dev = x.device
         valid = (~make_pad_mask(lengths, t)).to(dev).unsqueeze(-1)  # [B, T, 1]
         y = x
+        if self.reverb_frames is not None:
+            y = torch.where(valid, self._reverb(y, valid), y)
         if self.snr_db is not None:
             lo, hi = self.snr_db
             snr = lo + (hi - lo) * torch.rand(b, 1, 1, device=dev)
