@@ -47,45 +47,36 @@ logger = logging.getLogger("espnet_cls.data")
 #: the ``*_bank_dev`` corpora: which SoundFont plays each set (disjoint: valid and test are other banks)
 BANK_SPLIT = {"train": "timgm6mb", "valid": "musescore", "test": "fluidr3"}
 
+#: what the two instrument tasks share: clips per set (per class / in all), 1-s clips, channels and noise
+INSTRUMENTS_KW = {"counts": (50, 20, 30), "duration": 1.0, "degrade": True}
+MIX_KW = {"counts": (500, 150, 200), "duration": 1.0, "degrade": True, "parts": (2, 3, 4), "parts_p": (0.3, 0.4, 0.3),
+          "level_db": (-12.0, 0.0)}  # fmt: skip
+
 #: name -> classification type, generator and its fixed arguments (counts: train/valid/test,
 #: per class, or clips for instruments_mix_dev; 16 kHz; sized so that the default CNN trains
 #: on one of them in a few minutes on two shared CPU cores)
 DEV_CORPORA: dict[str, dict] = {
+    # unseen programs: each set plays its own GM programs of every family
     "instruments_dev": {
         "type": "multi-class",
         "make": "instruments",
-        "kwargs": {"counts": (50, 20, 30), "duration": 1.0, "program_split": True, "degrade": True},
+        "kwargs": {**INSTRUMENTS_KW, "program_split": True},
     },
     "instruments_mix_dev": {
         "type": "multi-label",
         "make": "instruments_mix",
-        "kwargs": {
-            "counts": (500, 150, 200),
-            "duration": 1.0,
-            "program_split": True,
-            "degrade": True,
-            "parts": (2, 3, 4),
-            "parts_p": (0.3, 0.4, 0.3),
-            "level_db": (-12.0, 0.0),
-        },  # fmt: skip
+        "kwargs": {**MIX_KW, "program_split": True},
     },
+    # unseen banks: each set is played by its own SoundFont
     "instruments_bank_dev": {
         "type": "multi-class",
         "make": "instruments",
-        "kwargs": {"counts": (50, 20, 30), "duration": 1.0, "degrade": True, "soundfonts": BANK_SPLIT},
+        "kwargs": {**INSTRUMENTS_KW, "soundfonts": BANK_SPLIT},
     },
     "instruments_mix_bank_dev": {
         "type": "multi-label",
         "make": "instruments_mix",
-        "kwargs": {
-            "counts": (500, 150, 200),
-            "duration": 1.0,
-            "degrade": True,
-            "soundfonts": BANK_SPLIT,
-            "parts": (2, 3, 4),
-            "parts_p": (0.3, 0.4, 0.3),
-            "level_db": (-12.0, 0.0),
-        },  # fmt: skip
+        "kwargs": {**MIX_KW, "soundfonts": BANK_SPLIT},
     },
     "lid_dev": {
         "type": "multi-class",
