@@ -113,25 +113,59 @@ def mean_std(xs: list[float]) -> tuple[float, float]:
     return m, s
 
 
-def report(results: Path) -> str:
-    """The mean +- std table (in percent) of every (tag, corpus) in ``results`` (last result per seed wins)."""
+def load_results(results: Path) -> dict[tuple[str, str, int], dict]:
+    """(tag, corpus, seed) -> result; the last line of a (tag, corpus, seed) wins."""
     rows: dict[tuple[str, str, int], dict] = {}
     for line in results.read_text().splitlines() if results.exists() else []:
         r = json.loads(line)
         rows[(r["tag"], r["corpus"], r["seed"])] = r
+    return rows
+
+
+def percent(rows: dict, tag: str, corpus: str, split: str) -> list[float]:
+    """The ``split`` metric of every seed of (tag, corpus), in percent."""
+    return [100 * r[split] for k, r in sorted(rows.items()) if k[0] == tag and k[1] == corpus]
+
+
+def report(results: Path, baseline: str | None = None) -> str:
+    """The mean +- std table (in percent) of every (tag, corpus) in ``results`` (last result per seed wins).
+
+    ``baseline``: a second table, each tag's valid and test mean minus the baseline's, marked ``*`` where
+    the difference exceeds 2 sample std of both (the issue's "beyond 2 std of the seeds"; needs 2+ seeds).
+    """
+    rows = load_results(results)
     tags = list(dict.fromkeys(k[0] for k in rows))
     out = ["| tag | " + " | ".join(f"{c} valid | {c} test" for c in DEV_CORPORA) + " |",
            "|---|" + "---|---|" * len(DEV_CORPORA)]  # fmt: skip
     for tag in tags:
         cells = []
         for c in DEV_CORPORA:
-            rs = [r for k, r in sorted(rows.items()) if k[0] == tag and k[1] == c]
             for split in ("valid", "test"):
-                if not rs:
+                xs = percent(rows, tag, c, split)
+                if not xs:
                     cells.append("-")
                     continue
-                m, s = mean_std([100 * r[split] for r in rs])
-                cells.append(f"{m:.1f} ± {s:.1f} (n={len(rs)})" if len(rs) > 1 else f"{m:.1f} (n=1)")
+                m, s = mean_std(xs)
+                cells.append(f"{m:.1f} ± {s:.1f} (n={len(xs)})" if len(xs) > 1 else f"{m:.1f} (n=1)")
+        out.append(f"| {tag} | " + " | ".join(cells) + " |")
+    if baseline is None:
+        return "\n".join(out)
+    out += ["", f"difference to `{baseline}` (percentage points; * beyond 2 std of both)", "",
+            "| tag | " + " | ".join(f"{c} valid | {c} test" for c in DEV_CORPORA) + " |",
+            "|---|" + "---|---|" * len(DEV_CORPORA)]  # fmt: skip
+    for tag in tags:
+        if tag == baseline:
+            continue
+        cells = []
+        for c in DEV_CORPORA:
+            for split in ("valid", "test"):
+                xs, bs = percent(rows, tag, c, split), percent(rows, baseline, c, split)
+                if not xs or not bs:
+                    cells.append("-")
+                    continue
+                (m, s), (bm, bsd) = mean_std(xs), mean_std(bs)
+                sure = len(xs) > 1 and len(bs) > 1 and abs(m - bm) > 2 * max(s, bsd)
+                cells.append(f"{m - bm:+.1f}{' *' if sure else ''}")
         out.append(f"| {tag} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -140,7 +174,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tag", help="name of the system in the table (e.g. before, after)")
     p.add_argument("--config", default="conf/train_cnn.yaml", help="multi-class config")
-    p.add_argument("--multilabel_config", default="conf/train_cnn_multilabel.yaml", help="config for instruments_mix_dev")
+    p.add_argument(
+        "--multilabel_config", default="conf/train_cnn_multilabel.yaml", help="config for instruments_mix_dev"
+    )
     p.add_argument("--corpora", nargs="+", default=list(DEV_CORPORA), choices=list(DEV_CORPORA))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
     p.add_argument("--data_seed", type=int, default=0, help="seed of the corpora (fixed: keep 0 to compare)")
@@ -148,6 +184,7 @@ def main() -> int:
     p.add_argument("--workdir", default=str(REPO / "bench_accuracy"), help="data, dumps, experiments, results.jsonl")
     p.add_argument("--nj", type=int, default=2)
     p.add_argument("--report", action="store_true", help="only print the table of recorded results")
+    p.add_argument("--baseline", default=None, help="tag to print every other tag's difference to (2-std test)")
     args = p.parse_args()
     work = Path(args.workdir).resolve()
     results = work / "results.jsonl"
@@ -164,7 +201,7 @@ def main() -> int:
                 res = run_one(corpus, work, args.tag, seed, config, args.nj, args.cls_args)
                 with open(results, "a") as f:
                     f.write(json.dumps(res) + "\n")
-    print(report(results))
+    print(report(results, args.baseline))
     return 0
 
 
