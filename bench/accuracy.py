@@ -174,9 +174,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tag", help="name of the system in the table (e.g. before, after)")
     p.add_argument("--config", default="conf/train_cnn.yaml", help="multi-class config")
-    p.add_argument(
-        "--multilabel_config", default="conf/train_cnn_multilabel.yaml", help="config for instruments_mix_dev"
-    )
+    p.add_argument("--multilabel_config", default="conf/train_cnn_multilabel.yaml", help="config for instruments_mix_dev")
     p.add_argument("--corpora", nargs="+", default=list(DEV_CORPORA), choices=list(DEV_CORPORA))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
     p.add_argument("--data_seed", type=int, default=0, help="seed of the corpora (fixed: keep 0 to compare)")

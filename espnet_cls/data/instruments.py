@@ -33,7 +33,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from espnet_cls.data.common import Utt, add_noise, degrade, item_rng, peak_normalize, run_jobs, write_wav
+from espnet_cls.data.common import SPLITS, Utt, add_noise, degrade, item_rng, peak_normalize, run_jobs, write_wav
 from espnet_cls.fileio import DataError
 
 logger = logging.getLogger("espnet_cls.data")
@@ -85,7 +85,6 @@ PROGRAM_SPLIT = {"train": (0, 3, 4, 7), "valid": (1, 5), "test": (2, 6)}
 def split_programs(fam: Family, split: str) -> tuple[int, ...]:
     """The programs of ``fam`` that ``split`` plays under ``program_split`` (see :data:`PROGRAM_SPLIT`)."""
     return tuple(fam.programs[i] for i in PROGRAM_SPLIT[split])
-
 
 DRUM = {
     "kick": (35, 36),
@@ -261,7 +260,6 @@ class Renderer:
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise DataError("tinysoundfont is not installed (pip install --no-deps tinysoundfont)") from e
         self.fs = fs
-        self.soundfont = soundfont
         self.synth = tinysoundfont.Synth(samplerate=fs)
         self.sfid = self.synth.sfload(soundfont_path(soundfont))
 
@@ -382,10 +380,10 @@ def make_clip(job: Job) -> Utt:
 def _split_soundfonts(soundfonts: Optional[Mapping[str, str]]) -> dict[str, str]:
     """split -> SoundFont name (``timgm6mb`` where not given); each one checked to be on this machine."""
     given = dict(soundfonts or {})
-    unknown = set(given) - {"train", "valid", "test"}
+    unknown = set(given) - set(SPLITS)
     if unknown:
-        raise DataError(f"soundfonts: unknown split(s) {', '.join(sorted(unknown))} (train, valid, test)")
-    banks = {split: given.get(split, "timgm6mb") for split in ("train", "valid", "test")}
+        raise DataError(f"soundfonts: unknown split(s) {', '.join(sorted(unknown))} ({', '.join(SPLITS)})")
+    banks = {split: given.get(split, "timgm6mb") for split in SPLITS}
     for name in set(banks.values()):
         soundfont_path(name)  # a clear error before any worker starts
     return banks
@@ -425,22 +423,9 @@ def make_instruments(
                 uttid = f"{name}-{split}-{fam.name}-{i:04d}"
                 path = os.path.abspath(audio_dir / split / f"{uttid}.wav")
                 key = (name, split, fam.name, i)
-                jobs.append(
-                    Job(
-                        uttid,
-                        path,
-                        (fam.name,),
-                        key,
-                        seed,
-                        duration,
-                        fs,
-                        program=i,
-                        programs=programs,
-                        split=split if program_split else None,
-                        degrade=degrade,
-                        soundfont=banks[split],
-                    )
-                )
+                jobs.append(Job(uttid, path, (fam.name,), key, seed, duration, fs, program=i, programs=programs,
+                                split=split if program_split else None, degrade=degrade,
+                                soundfont=banks[split]))  # fmt: skip
         out[split] = run_jobs(jobs, nj, make_clip)
     return out
 
