@@ -74,9 +74,9 @@ def test_unknown_key_is_still_an_error(tmp_path):
 
 # ---------------------------------------------------------------- mixup under both names
 def test_mixup_names():
-    assert espnet_model_conf({"mixup_augmentation": True}) == {"mixup_probability": 1.0, "mixup_alpha": 0.8}
+    assert espnet_model_conf({"mixup_augmentation": True}) == {"mixup_probability": 1.0}
     assert espnet_model_conf({"mixup_augmentation": False})["mixup_probability"] == 0.0
-    assert espnet_model_conf({"mixup_probability": 0.2}) == {"mixup_probability": 0.2, "mixup_alpha": 0.8}
+    assert espnet_model_conf({"mixup_probability": 0.2}) == {"mixup_probability": 0.2}
     assert espnet_model_conf({"mixup_probability": 0.2, "mixup_alpha": 0.3})["mixup_alpha"] == 0.3
     assert espnet_model_conf({"lsm_weight": 0.1}) == {"lsm_weight": 0.1}
     with pytest.raises(ValueError, match="not both"):

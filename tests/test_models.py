@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from espnet_cls.models.cls_model import ESPNET_MIXUP_ALPHA, CLSModel
 from espnet_cls.models.normalize import GlobalMVN, UtteranceMVN
 from espnet_cls.models.specaug import SpecAug
 from espnet_cls.tasks.cls import MODEL_DEFAULTS, build_model, load_model
@@ -195,6 +197,37 @@ def test_label_smoothing_multiclass():
     loss = model.compute_loss(logits, target, torch.tensor([True]))
     ref = torch.nn.functional.cross_entropy(logits, torch.tensor([0]), label_smoothing=0.1)
     torch.testing.assert_close(loss, ref)
+
+
+def test_mixup_alpha_defaults_to_espnets_in_the_model_and_the_task():
+    # one home for the default: a config without mixup_alpha and a bare CLSModel both draw Beta(0.8, 0.8)
+    model = build_model(small_config("cnn", model_conf={"classification_type": "multi-class", "mixup_probability": 0.5}))
+    assert model.mixup_alpha == ESPNET_MIXUP_ALPHA == 0.8
+    assert inspect.signature(CLSModel).parameters["mixup_alpha"].default == ESPNET_MIXUP_ALPHA
+
+
+def test_hard_mixup_targets_are_the_union_of_the_labels():
+    torch.manual_seed(0)
+    model = build_model(small_config("cnn", model_conf={"classification_type": "multi-label",
+                                                        "mixup_probability": 1.0, "mixup_type": "hard"}))
+    speech = torch.stack([torch.full((100,), float(i + 1)) for i in range(4)])
+    lens = torch.tensor([100, 100, 100, 100])
+    target = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]])
+    valid = torch.tensor([True, True, True, True])
+    mixed, _, mixed_t = model._mixup(speech, lens, target, valid)
+    changed = [i for i in range(4) if not torch.equal(mixed[i], speech[i])]
+    assert changed, "with probability 1 some clip must be mixed"
+    for i in changed:
+        # the partner clip p is the one whose level the mixed waveform lies towards: lam*(i+1) + (1-lam)*(p+1)
+        v = float(mixed[i, 0])
+        partners = [p for p in range(4) if p != i and torch.equal(mixed_t[i], torch.maximum(target[i], target[p]))]
+        assert partners, f"clip {i}: targets {mixed_t[i].tolist()} are not the union with any other clip"
+        assert set(mixed_t[i].unique().tolist()) <= {0.0, 1.0}  # hard labels, no soft weights
+        assert min(float(speech[p, 0]) for p in partners + [i]) <= v <= max(float(speech[p, 0]) for p in partners + [i])
+    with pytest.raises(ValueError, match="mixup_type: hard.*multi-label"):
+        build_model(small_config("cnn", model_conf={"classification_type": "multi-class", "mixup_type": "hard"}))
+    with pytest.raises(ValueError, match="mixup_type must be one of soft, hard"):
+        build_model(small_config("cnn", model_conf={"classification_type": "multi-label", "mixup_type": "union"}))
 
 
 def test_mixup_targets_are_mixed():

@@ -28,6 +28,11 @@ from espnet_cls.contract import (
 from espnet_cls.models.encoders import AbsEncoder
 from espnet_cls.models.utils import make_pad_mask
 
+MIXUP_TYPES = ("soft", "hard")
+#: ESPnet's mixup draws lambda ~ Beta(0.8, 0.8) (espnet2/layers/mixup_augmentation.py): the default of
+#: ``model_conf.mixup_alpha`` here too.
+ESPNET_MIXUP_ALPHA = 0.8
+
 
 class CLSModel(nn.Module):
     """Audio classifier with ESPnet's training interface.
@@ -43,8 +48,10 @@ class CLSModel(nn.Module):
             ``multi-label`` (sigmoid, BCE over multi-hot targets).
         lsm_weight: label smoothing (multi-class: ``t*(1-e) + e/K``; multi-label: ``t*(1-2e) + e``).
         mixup_probability: per-clip probability of mixing its waveform with a random clip of the
-            batch during training; mixup_alpha: λ ~ Beta(alpha, alpha). Targets are mixed with
-            the same λ (soft targets for multi-class).
+            batch during training; mixup_alpha: λ ~ Beta(alpha, alpha) (ESPnet's 0.8). Targets are mixed with
+            the same λ (soft targets for multi-class). mixup_type: ``soft`` (that convex mix of the
+            targets) or ``hard`` (multi-label only: the union of both clips' labels, as DCASE's DESED
+            baseline's hard mixup; both sources are in the mixed audio).
     """
 
     def __init__(
@@ -59,7 +66,8 @@ class CLSModel(nn.Module):
         classification_type: str = DEFAULT_CLASSIFICATION_TYPE,
         lsm_weight: float = 0.0,
         mixup_probability: float = 0.0,
-        mixup_alpha: float = 0.2,
+        mixup_alpha: float = ESPNET_MIXUP_ALPHA,
+        mixup_type: str = "soft",
         pcm16_input: bool = True,
     ) -> None:
         super().__init__()
@@ -70,12 +78,17 @@ class CLSModel(nn.Module):
             raise ValueError(f"model_conf.mixup_probability must be in [0, 1], got {mixup_probability}")
         if mixup_alpha <= 0:
             raise ValueError(f"model_conf.mixup_alpha must be > 0, got {mixup_alpha}")
+        if mixup_type not in MIXUP_TYPES:
+            raise ValueError(f"model_conf.mixup_type must be one of {', '.join(MIXUP_TYPES)}, got {mixup_type!r}")
+        if mixup_type == "hard" and classification_type == MULTI_CLASS:
+            raise ValueError("model_conf.mixup_type: hard (the union of the labels) needs classification_type: multi-label")
         self.n_classes = int(n_classes)
         self.token_list = list(token_list)
         self.classification_type = classification_type
         self.lsm_weight = float(lsm_weight)
         self.mixup_probability = float(mixup_probability)
         self.mixup_alpha = float(mixup_alpha)
+        self.mixup_type = mixup_type
         self.pcm16_input = bool(pcm16_input)
         self.blank_id = self.token_list.index(BLANK) if BLANK in self.token_list else None
         self.unk_id = self.token_list.index(UNK) if UNK in self.token_list else None
@@ -178,7 +191,11 @@ class CLSModel(nn.Module):
         speech = speech.masked_fill(make_pad_mask(lengths, speech.size(1)), 0.0)
         mixed = lam.unsqueeze(1) * speech + (1 - lam.unsqueeze(1)) * speech[perm]
         new_lengths = torch.where(apply, torch.maximum(lengths, lengths[perm]), lengths)
-        mixed_target = lam.unsqueeze(1).to(target.dtype) * target + (1 - lam.unsqueeze(1).to(target.dtype)) * target[perm]
+        if self.mixup_type == "hard":
+            mixed_target = torch.where(apply.unsqueeze(1), torch.maximum(target, target[perm]), target)
+        else:
+            w = lam.unsqueeze(1).to(target.dtype)
+            mixed_target = w * target + (1 - w) * target[perm]
         return mixed, new_lengths, mixed_target
 
     def compute_loss(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -66,10 +66,7 @@ FRONTEND_CHOICES = {"default": DefaultFrontend}
 SPECAUG_CHOICES = {"specaug": SpecAug, "augment": Augment}
 NORMALIZE_CHOICES = {"global_mvn": GlobalMVN, "utterance_mvn": UtteranceMVN}
 DECODER_CHOICES = {"linear": LinearDecoder}
-MODEL_CONF_KEYS = ("classification_type", "lsm_weight", "mixup_probability", "mixup_alpha", "pcm16_input")
-#: ESPnet's mixup draws lambda ~ Beta(0.8, 0.8) (espnet2/layers/mixup_augmentation.py); ours when
-#: model_conf gives no mixup_alpha.
-ESPNET_MIXUP_ALPHA = 0.8
+MODEL_CONF_KEYS = ("classification_type", "lsm_weight", "mixup_probability", "mixup_alpha", "mixup_type", "pcm16_input")
 #: ESPnet CLSTask choices we do not implement, and why (a config naming one fails with this reason).
 ESPNET_UNSUPPORTED_CHOICES: dict[str, dict[str, str]] = {
     "frontend": {
@@ -148,7 +145,7 @@ def espnet_model_conf(mconf: dict) -> dict:
 
     ESPnet's first cls model took ``mixup_augmentation: bool`` (true: mix every clip, i.e.
     probability 1.0); the current one takes ``mixup_probability: float``. Both may not be
-    given together. Mixup's lambda defaults to ESPnet's Beta(0.8, 0.8) (``mixup_alpha: 0.8``).
+    given together. (Mixup's lambda defaults to ESPnet's Beta(0.8, 0.8), :data:`espnet_cls.models.cls_model.ESPNET_MIXUP_ALPHA`.)
     """
     out = dict(mconf)
     if "mixup_augmentation" in out:
@@ -160,8 +157,6 @@ def espnet_model_conf(mconf: dict) -> dict:
         if "mixup_probability" in out:
             raise ValueError("model_conf: give mixup_probability or the older mixup_augmentation, not both")
         out["mixup_probability"] = 1.0 if old else 0.0
-    if "mixup_probability" in out and "mixup_alpha" not in out:
-        out["mixup_alpha"] = ESPNET_MIXUP_ALPHA
     return out
 
 
