@@ -173,3 +173,40 @@ def test_reverb_adds_a_causal_decaying_tail_in_the_power_domain():
     assert torch.equal(same, x)
     with pytest.raises(ValueError, match="reverb_frames"):
         Augment(reverb_frames=[0, 3])
+
+
+def test_time_stretch_resamples_each_clip_and_changes_its_length():
+    t, d = 20, 3
+    ramp = torch.arange(t, dtype=torch.float32).view(1, t, 1).expand(2, t, d).clone()
+    lens = torch.tensor([20, 11])
+    ramp[1, 11:] = 0.0
+    y, l2 = Augment(time_stretch=[1.5, 1.5], prob=1.0)(ramp, lens)
+    assert l2.tolist() == [30, 16] and y.shape == (2, 30, d)
+    # a linear ramp stays a ramp from the first to the last valid value, stretched over the new length
+    assert torch.allclose(y[0, :, 0], torch.linspace(0, 19, 30), atol=1e-5)
+    assert torch.allclose(y[1, :16, 0], torch.linspace(0, 10, 16), atol=1e-5)
+    assert torch.equal(y[1, 16:], torch.zeros(14, d))  # new padding is 0, as the frontend's
+    shrunk, l3 = Augment(time_stretch=[0.5, 0.5], prob=1.0)(ramp, lens)
+    assert l3.tolist() == [10, 6] and shrunk.shape == (2, 10, d)
+    assert torch.allclose(shrunk[0, :, 0], torch.linspace(0, 19, 10), atol=1e-5)
+    same, l4 = Augment(time_stretch=[0.5, 2.0], prob=0.0)(ramp, lens)
+    assert torch.equal(same, ramp) and torch.equal(l4, lens)
+    torch.manual_seed(0)
+    lo_hi = [Augment(time_stretch=[0.8, 1.25], prob=1.0)(ramp[:1], lens[:1])[1].item() for _ in range(50)]
+    assert min(lo_hi) >= 16 and max(lo_hi) <= 25 and len(set(lo_hi)) > 3  # round(20 * r), r in [0.8, 1.25]
+    with pytest.raises(ValueError, match="time_stretch"):
+        Augment(time_stretch=[0.0, 1.2])
+    with pytest.raises(ValueError, match="time_stretch"):
+        Augment(time_stretch=[1.2, 0.8])
+
+
+def test_time_stretch_trains_through_the_model():
+    cfg = {"token_list": ["a", "b", "<blank>", "<unk>"], "frontend_conf": {"n_fft": 256, "hop_length": 80, "n_mels": 16},
+           "normalize": None, "encoder": "cnn", "encoder_conf": {"channels": [4, 8]},
+           "specaug": "augment", "specaug_conf": {"time_stretch": [0.8, 1.25], "prob": 1.0}}  # fmt: skip
+    model = build_model(cfg)
+    model.train()
+    torch.manual_seed(0)
+    loss, stats, _ = model(torch.randn(3, 8000) * 0.1, torch.tensor([8000, 6000, 4000]), torch.tensor([[0], [1], [0]]))
+    loss.backward()
+    assert math.isfinite(float(loss.detach())) and "acc" in stats

@@ -12,6 +12,9 @@ augmentations are cheap:
 * frequency shift: the spectrum moved by up to ``freq_shift`` mel bins (edges repeated), a
   cheap vocal-tract-length / pitch perturbation (VTLP-like) for unseen speakers and instruments;
 * time shift: a circular shift of each clip inside its valid frames (``time_shift: true``);
+* time stretch (``time_stretch: [lo, hi]``): each clip's valid frames resampled (linear interpolation) to
+  ``r`` times as many, ``r`` log-uniform in the range: a tempo / attack-and-decay perturbation (with
+  ``freq_shift``, the feature-domain counterpart of ESPnet's speed perturbation); the clip's length changes;
 * reverberation (``reverb_frames: [lo, hi]``): an exponentially decaying tail added in the power domain,
   ``P'(t) = P(t) + g * sum_k h(k) P(t - k)`` with ``h(k) ~ exp(-k / tau)`` (``tau`` uniform in the range, in
   frames; ``h`` sums to 1) and ``g`` at ``reverb_wet_db`` (uniform) below the direct sound: a room, or another
@@ -53,6 +56,8 @@ class Augment(nn.Module):
         mix_style: probability that a batch gets Freq-MixStyle (0: off); mix_style_alpha: its Beta parameter.
         reverb_frames: [low, high] decay time constant of the reverberant tail in frames (null: off);
             reverb_wet_db: [low, high] level of the tail relative to the direct sound in dB.
+        time_stretch: [low, high] range of the duration factor (e.g. [0.8, 1.25]; null: off), drawn
+            log-uniform per clip; a stretched clip's length becomes ``round(length * r)``.
         apply_time_warp, time_warp_window, time_warp_mode, apply_freq_mask, freq_mask_width_range,
         num_freq_mask, apply_time_mask, time_mask_width_range, time_mask_width_ratio_range,
         num_time_mask, replace_with_zero: SpecAugment's options (ESPnet names); masks are off by default.
@@ -81,8 +86,12 @@ class Augment(nn.Module):
         mix_style_alpha: float = 0.3,
         reverb_frames: Sequence[float] | None = None,
         reverb_wet_db: Sequence[float] = (-12.0, 0.0),
+        time_stretch: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        self.time_stretch = _range(time_stretch, "time_stretch")
+        if self.time_stretch is not None and self.time_stretch[0] <= 0:
+            raise ValueError("specaug_conf: time_stretch factors must be > 0")
         self.reverb_frames = _range(reverb_frames, "reverb_frames")
         self.reverb_wet_db = _range(reverb_wet_db, "reverb_wet_db")
         if self.reverb_frames is not None and self.reverb_frames[0] <= 0:
@@ -140,11 +149,31 @@ class Augment(nn.Module):
         tail = F.conv1d(seq, kernel.to(power.dtype), groups=b * d)[:, :, :t].reshape(b, d, t).transpose(1, 2)
         return torch.logaddexp(y, torch.log(g * tail.clamp(min=0)) + top)  # log(0) = -inf: y unchanged
 
+    def _time_stretch(self, y: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """y [B, T, D] (padding 0), lengths [B] -> y [B, T', D] with each picked clip's frames resampled, lengths'."""
+        b, _, d = y.shape
+        lo, hi = self.time_stretch
+        r = torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * torch.rand(b))
+        pick = (self._pick(b, y.device) > 0).cpu()
+        lens = lengths.cpu().long()
+        new = torch.where(pick & (lens > 1), (lens.double() * r).round().long().clamp(min=2), lens)
+        if torch.equal(new, lens):
+            return y, lengths
+        out = y.new_zeros(b, int(new.max()), d)
+        for i in range(b):
+            n, m = int(lens[i]), int(new[i])
+            seg = y[i, :n]
+            if m != n:  # [n, D] -> [m, D], the first and last frames kept
+                seg = F.interpolate(seg.t().unsqueeze(0), size=m, mode="linear", align_corners=True)[0].t()
+            out[i, :m] = seg
+        return out, new.to(lengths.device, lengths.dtype)
+
     def _pick(self, b: int, device: torch.device) -> torch.Tensor:
         return (torch.rand(b, device=device) < self.prob).float()
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, T, D] log-mel, lengths [B] -> augmented x (same shape; padding kept), lengths."""
+        """x [B, T, D] log-mel, lengths [B] -> augmented x, lengths (same shape and padding kept, except
+        that ``time_stretch`` changes the stretched clips' lengths and T)."""
         b, t, d = x.shape
         dev = x.device
         valid = (~make_pad_mask(lengths, t)).to(dev).unsqueeze(-1)  # [B, T, 1]
@@ -191,6 +220,8 @@ class Augment(nn.Module):
         if self.mix_style > 0 and b > 1 and float(torch.rand(())) < self.mix_style:
             y = self._mix_style(y, valid)
         y = torch.where(valid, y, x)  # padding untouched
+        if self.time_stretch is not None:
+            y, lengths = self._time_stretch(y, lengths)
         if self.specaug is not None:
             y, lengths = self.specaug(y, lengths)
         return y, lengths
