@@ -210,3 +210,58 @@ def test_time_stretch_trains_through_the_model():
     loss, stats, _ = model(torch.randn(3, 8000) * 0.1, torch.tensor([8000, 6000, 4000]), torch.tensor([[0], [1], [0]]))
     loss.backward()
     assert math.isfinite(float(loss.detach())) and "acc" in stats
+
+
+def test_pcen_normalises_level_and_channel_and_ignores_padding():
+    from espnet_cls.models.normalize import PCEN
+
+    torch.manual_seed(0)
+    t, d = 120, 6
+    x = torch.randn(2, t, d) * 0.5 + 2.0  # log energies
+    lens = torch.tensor([t, 70])
+    pcen = PCEN(smooth=0.1, trainable=False)
+    y, l2 = pcen(x, lens)
+    assert torch.equal(l2, lens) and torch.isfinite(y).all() and bool((y[1, 70:] == 0).all())
+    # a clip alone equals the same clip inside a padded batch, whatever the padding holds
+    alone, _ = pcen(x[1:2, :70], torch.tensor([70]))
+    assert torch.allclose(alone, y[1:2, :70], atol=1e-6)
+    # the reference recursion: M[t] = (1 - s) M[t-1] + s E[t], M[-1] = E[0]
+    e = x[0].exp().double()
+    m = torch.empty_like(e)
+    prev = e[0]
+    for i in range(t):
+        prev = 0.9 * prev + 0.1 * e[i]
+        m[i] = prev
+    ref = (e / (1e-6 + m) ** 0.98 + 2.0) ** 0.5 - 2.0**0.5
+    assert torch.allclose(y[0].double(), ref, atol=2e-3)
+    # energy x100 (+20 dB) and a fixed channel colouring of -8.7..+8.7 dB move the settled output by
+    # ~E**(1 - alpha): at most 15 %, where log-mel features move by up to 6.6 nats
+    colour = torch.linspace(-2.0, 2.0, d)
+    y2, _ = pcen(x + 20 * DB + colour, lens)
+    assert float((y2[0, 60:] / y[0, 60:] - 1).abs().max()) < 0.15
+    # trainable: gradients reach its three parameters
+    tp = PCEN()
+    out, _ = tp(x, lens)
+    out.sum().backward()
+    assert tp.log_params.grad is not None and bool((tp.log_params.grad != 0).all())
+    for bad in ({"smooth": 0.0}, {"alpha": -1.0}, {"root": 2.0}):
+        with pytest.raises(ValueError, match="normalize_conf"):
+            PCEN(**bad)
+
+
+def test_pcen_as_the_models_normalize_trains_and_exports_refused_to_espnet(tmp_path):
+    from espnet_cls.espnet.config import EspnetModelError
+    from espnet_cls.espnet.export import export_espnet
+    from espnet_cls.models.normalize import PCEN
+
+    cfg = {"token_list": ["a", "b", "<unk>"], "frontend_conf": {"n_fft": 256, "hop_length": 80, "n_mels": 16},
+           "normalize": "pcen", "normalize_conf": {"smooth": 0.05}, "encoder": "transformer",
+           "encoder_conf": {"output_size": 16, "attention_heads": 2, "linear_units": 16, "num_blocks": 1}}  # fmt: skip
+    model = build_model(cfg)
+    assert isinstance(model.normalize, PCEN) and model.normalize.smooth == 0.05
+    model.train()
+    loss, stats, _ = model(torch.randn(2, 4000) * 0.1, torch.tensor([4000, 3000]), torch.tensor([[0], [1]]))
+    loss.backward()
+    assert math.isfinite(float(loss.detach())) and model.normalize.log_params.grad is not None
+    with pytest.raises(EspnetModelError, match="pcen"):
+        export_espnet(model.eval(), cfg, tmp_path / "esp")

@@ -143,8 +143,10 @@ def export_espnet(model: torch.nn.Module, config: dict, output_dir: str | os.Pat
                                                             "norm_vars": model.normalize.norm_vars})
     elif norm == "utterance_mvn":
         esp.update(normalize="utterance_mvn", normalize_conf={k: nconf[k] for k in ("norm_means", "norm_vars", "eps") if k in nconf})
-    else:
+    elif norm is None or str(norm).strip().lower() in ("none", "null", ""):
         esp.update(normalize=None, normalize_conf={})
+    else:
+        raise EspnetModelError(f"export to ESPnet: normalize {norm!r} has no ESPnet counterpart (global_mvn, utterance_mvn, none)")
     esp.update(preencoder=None, preencoder_conf={})
 
     rel = False

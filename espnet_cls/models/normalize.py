@@ -1,6 +1,6 @@
-"""Feature normalization: global MVN from ``feats_stats.npz`` and per-utterance MVN.
+"""Feature normalization: global MVN from ``feats_stats.npz``, per-utterance MVN, and PCEN.
 
-Both use only the valid frames (``lengths``) and set padded frames to 0, so padding never
+Each uses only the valid frames (``lengths``) and sets padded frames to 0, so padding never
 changes a clip's features.
 """
 
@@ -119,3 +119,75 @@ class UtteranceMVN(nn.Module):
             var = centered.pow(2).sum(dim=1, keepdim=True) / n
             x = x / torch.sqrt(var.clamp(min=self.eps))
         return x * valid, lengths
+
+
+class PCEN(nn.Module):
+    """Per-channel energy normalization (PCEN; Wang et al., ICASSP 2017) of log-mel features.
+
+    Takes the frontend's ``x = log(E)`` [B, T, D] and returns, per mel bin,
+    ``(E / (eps + M)**alpha + delta)**root - delta**root``, where ``M`` is ``E`` smoothed over time
+    by the first-order filter ``M[t] = (1 - smooth) * M[t-1] + smooth * E[t]`` started at the first
+    frame (``M[-1] = E[0]``, librosa's initial state). The filter runs as a causal FIR of the
+    ``(1 - smooth)**k`` weights over the frames whose weight is at least ``1e-3`` of the first (normalised
+    to sum 1), so a clip's valid frames depend only on earlier frames of the same clip: padding never
+    changes them, and the graph exports to ONNX. ``alpha`` near 1 divides out the slowly varying level of
+    each bin (gain, channel colouring, stationary noise: an automatic gain control), ``root`` compresses
+    like the log without its blow-up near 0.
+
+    Args:
+        smooth: the filter's coefficient per frame (0.04 at 20-ms frames: a ~0.5-s time constant).
+        alpha, delta, root, eps: PCEN's constants (librosa's defaults 0.98, 2, 0.5, 1e-6).
+        trainable: learn ``alpha``, ``delta`` and ``root`` (as logs, shared over bins; Wang et al.'s
+            trainable PCEN), starting from the values given; ``smooth`` stays fixed.
+    """
+
+    def __init__(
+        self,
+        smooth: float = 0.04,
+        alpha: float = 0.98,
+        delta: float = 2.0,
+        root: float = 0.5,
+        eps: float = 1e-6,
+        trainable: bool = True,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < smooth <= 1.0:
+            raise ValueError(f"normalize_conf.smooth must be in (0, 1], got {smooth}")
+        for name, v in (("alpha", alpha), ("delta", delta), ("root", root), ("eps", eps)):
+            if v <= 0:
+                raise ValueError(f"normalize_conf.{name} must be > 0, got {v}")
+        if root > 1:
+            raise ValueError(f"normalize_conf.root must be in (0, 1], got {root}")
+        self.smooth = float(smooth)
+        self.eps = float(eps)
+        self.trainable = bool(trainable)
+        logs = torch.log(torch.tensor([alpha, delta, root], dtype=torch.float32))
+        if self.trainable:
+            self.log_params = nn.Parameter(logs)
+        else:
+            self.register_buffer("log_params", logs)
+        taps = 1 if smooth >= 1.0 else max(1, int(np.ceil(np.log(1e-3) / np.log(1.0 - smooth))) + 1)
+        w = (1.0 - smooth) ** np.arange(taps, dtype=np.float64)  # weight of frame t - k
+        self.register_buffer("kernel", torch.from_numpy((w / w.sum())[::-1].copy()).float().view(1, 1, taps), persistent=False)
+
+    def extra_repr(self) -> str:
+        a, d, r = self.log_params.detach().exp().tolist()
+        return f"smooth={self.smooth}, alpha={a:.3g}, delta={d:.3g}, root={r:.3g}, eps={self.eps}, trainable={self.trainable}"
+
+    def smoothed(self, energy: torch.Tensor) -> torch.Tensor:
+        """energy [B, T, D] -> M [B, T, D] (the causal smoothing; the first frame repeated before the clip)."""
+        b, t, d = energy.shape
+        taps = self.kernel.size(-1)
+        seq = energy.transpose(1, 2).reshape(b * d, 1, t)
+        seq = torch.cat([seq[:, :, :1].expand(b * d, 1, taps - 1), seq], dim=2)
+        return torch.nn.functional.conv1d(seq, self.kernel.to(seq.dtype)).reshape(b, d, t).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, D] log energies, lengths [B] -> PCEN features (padded frames 0), lengths."""
+        pad = make_pad_mask(lengths, x.size(1)).to(x.device).unsqueeze(-1)
+        x = x.float().masked_fill(pad, -1e4)  # padding: zero energy (it cannot reach valid frames anyway)
+        m = self.smoothed(torch.exp(x))
+        alpha, delta, root = self.log_params.exp().unbind()
+        gain = torch.exp(x - alpha * torch.log(self.eps + m))  # E / (eps + M)^alpha
+        out = (gain + delta).pow(root) - delta.pow(root)
+        return out.masked_fill(pad, 0.0), lengths

@@ -36,7 +36,7 @@ from espnet_cls.models.cls_model import CLSModel
 from espnet_cls.models.decoder import LinearDecoder
 from espnet_cls.models.encoders import encoder_choices, get_encoder_class
 from espnet_cls.models.frontend import DefaultFrontend
-from espnet_cls.models.normalize import GlobalMVN, UtteranceMVN
+from espnet_cls.models.normalize import PCEN, GlobalMVN, UtteranceMVN
 from espnet_cls.models.specaug import SpecAug
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
 
 FRONTEND_CHOICES = {"default": DefaultFrontend}
 SPECAUG_CHOICES = {"specaug": SpecAug, "augment": Augment}
-NORMALIZE_CHOICES = {"global_mvn": GlobalMVN, "utterance_mvn": UtteranceMVN}
+NORMALIZE_CHOICES = {"global_mvn": GlobalMVN, "utterance_mvn": UtteranceMVN, "pcen": PCEN}
 DECODER_CHOICES = {"linear": LinearDecoder}
 MODEL_CONF_KEYS = ("classification_type", "lsm_weight", "mixup_probability", "mixup_alpha", "mixup_type", "pcm16_input")
 #: ESPnet CLSTask choices we do not implement, and why (a config naming one fails with this reason).
